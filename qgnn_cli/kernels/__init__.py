@@ -1,6 +1,12 @@
-"""Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it."""
+"""Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it.
 
-from qgnn_cli.kernels import pack as _pack  # noqa: F401  (declares qgnn::pack / qgnn::unpack)
+Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), ``spmm``/``spmm_requant``
+(spmm.py), ``gemm`` (gemm.py). The public functions validate their inputs, then call
+``torch.ops.qgnn.<op>``, which dispatches to the compiled kernel for the tensors' device when there
+is one and to the reference otherwise.
+"""
+
+from qgnn_cli.kernels.gemm import gemm
 from qgnn_cli.kernels.library import (
     cpu_features,
     extension_available,
@@ -10,11 +16,17 @@ from qgnn_cli.kernels.library import (
     use_isa,
 )
 from qgnn_cli.kernels.pack import pack, unpack, words_per_row
+from qgnn_cli.kernels.quantize import quantize_pack
+from qgnn_cli.kernels.spmm import spmm, spmm_requant
 
 __all__ = [
     "pack",
     "unpack",
     "words_per_row",
+    "quantize_pack",
+    "spmm",
+    "spmm_requant",
+    "gemm",
     "cpu_features",
     "extension_available",
     "selected_isa",
