@@ -1,0 +1,1 @@
+"""Benchmark harness: interleaved timing of FP32 and packed variants, memory, reports."""
