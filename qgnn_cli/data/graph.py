@@ -130,3 +130,12 @@ class Graph:
             m = getattr(self, name)
             if m is not None and (m.dtype != torch.bool or m.shape[-1] != n):
                 raise DataError(f"{where}: {name} must be bool with last dimension {n}")
+
+
+def validated(graph: Graph, source: str) -> Graph:
+    """``graph`` after :meth:`Graph.validate`, with ``source`` (the file it came from) in any error."""
+    try:
+        graph.validate()
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    return graph
