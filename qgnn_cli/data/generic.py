@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from qgnn_cli.data.edges import csr_from_edges
 from qgnn_cli.data.graph import Graph, validated
-from qgnn_cli.data.npz import open_npz, read_array
+from qgnn_cli.data.npz import open_npz, read_array, read_sparse
 from qgnn_cli.errors import DataError
 
 MASK_KEYS = ("train_mask", "val_mask", "test_mask")
@@ -30,11 +29,10 @@ def _features(f, where: str) -> np.ndarray:
         return x.astype(np.float32)
     if "features_data" not in f.files:
         raise DataError(f"{where}: missing key 'features' (or 'features_data' etc. for sparse features)")
-    parts = [read_array(f, f"features_{p}", where) for p in ("data", "indices", "indptr", "shape")]
-    try:
-        return sp.csr_matrix(tuple(parts[:3]), shape=tuple(int(s) for s in parts[3])).toarray().astype(np.float32)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{where}: 'features_*' do not form a CSR matrix ({exc})") from None
+    rows, cols, values, shape = read_sparse(f, "features", where)
+    x = np.zeros(shape, dtype=np.float32)
+    np.add.at(x, (rows, cols), values)  # duplicate entries add up, as in scipy
+    return x
 
 
 def _edges(f, where: str) -> tuple[np.ndarray, np.ndarray]:

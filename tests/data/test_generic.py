@@ -92,3 +92,12 @@ def test_truncated_and_non_npz_files(tmp_path):
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(DataError, match=r"text\.npz: not a readable npz archive"):
         load_graph(str(tmp_path / "text.npz"))
+
+
+def test_sparse_feature_column_out_of_range(tmp_path):
+    path = write(
+        tmp_path / "bad.npz", drop=("features",), features_data=np.ones(2), features_indices=np.array([0, 3]),
+        features_indptr=np.array([0, 1, 2, 2, 2]), features_shape=np.array([4, 3]),
+    )
+    with pytest.raises(DataError, match=r"bad\.npz: 'features_indices'\[1\] = 3 is outside \[0, 3\)"):
+        load_graph(path)
