@@ -8,6 +8,7 @@ import sys
 import typer
 
 from qgnn_cli import __version__
+from qgnn_cli.cli import data as data_cmd
 from qgnn_cli.cli import info as info_cmd
 from qgnn_cli.cli.output import err_console
 from qgnn_cli.errors import QgnnError
@@ -41,6 +42,7 @@ def _root(
 
 app.command("info")(info_cmd.info)
 # Command groups register here, one line each.
+app.add_typer(data_cmd.app, name="data")
 
 
 def main(argv: list[str] | None = None) -> int:

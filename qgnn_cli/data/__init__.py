@@ -4,7 +4,7 @@ GCN normalisation, synthetic graphs and summary statistics. Imports nothing else
 from qgnn_cli.data.graph import CSR, Graph
 from qgnn_cli.data.normalize import gcn_norm, gcn_norm_factors
 from qgnn_cli.data.registry import DatasetInfo, list_datasets, load_graph
-from qgnn_cli.data.splits import random_split, select_split
+from qgnn_cli.data.splits import apply_split, random_split, select_split
 from qgnn_cli.data.stats import graph_stats
 from qgnn_cli.data.synthetic import synthetic_power_law
 
@@ -12,6 +12,7 @@ __all__ = [
     "CSR",
     "DatasetInfo",
     "Graph",
+    "apply_split",
     "gcn_norm",
     "gcn_norm_factors",
     "graph_stats",

@@ -64,3 +64,17 @@ def select_split(graph: Graph, index: int) -> Graph:
     if any(m is None or m.shape != graph.train_mask.shape for m in masks):
         raise DataError(f"{graph.name}: train/val/test masks differ in shape")
     return graph.with_masks(*(m[index].clone() for m in masks))
+
+
+def apply_split(graph: Graph, spec: str, seed: int = 0) -> Graph:
+    """Masks chosen by name: ``"public"`` (the stored split; the first of several), ``"random"``
+    (:func:`random_split` with ``seed``) or an integer (that stored split)."""
+    if spec == "public":
+        return select_split(graph, 0)
+    if spec == "random":
+        return random_split(graph, seed)
+    try:
+        index = int(spec)
+    except ValueError:
+        raise DataError(f"split '{spec}' is not 'public', 'random' or a split number") from None
+    return select_split(graph, index)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qgnn_cli.data import load_graph, random_split, select_split
+from qgnn_cli.data import apply_split, load_graph, random_split, select_split
 from qgnn_cli.errors import DataError
 
 
@@ -57,3 +57,12 @@ def test_select_split_on_single_and_missing_splits(cora):
     bare = cora.with_masks(None, None, None)
     with pytest.raises(DataError, match="no stored split"):
         select_split(bare, 0)
+
+
+def test_apply_split_by_name(cora, shared_datasets):
+    assert apply_split(cora, "public") is cora
+    assert torch.equal(apply_split(cora, "random", seed=9).train_mask, random_split(cora, 9).train_mask)
+    chameleon = load_graph("chameleon", shared_datasets)
+    assert torch.equal(apply_split(chameleon, "2").test_mask, chameleon.test_mask[2])
+    with pytest.raises(DataError, match="split 'first' is not 'public', 'random' or a split number"):
+        apply_split(cora, "first")
