@@ -48,3 +48,23 @@ QGNN_HD float dequantize_one(uint32_t code, float scale, float zero) {
 }
 
 }  // namespace qgnn
+
+namespace qgnn {
+
+// The full grid rule of rounding.py (BT/BT* included): for mult = 1 and skew = 0 this is
+// quantize_one with qmax = 2^bits - 1; otherwise the fine-grid code is rounded to a multiple of
+// mult: code = clamp(round((base + skew) / mult), 0, qmax), all in float32.
+QGNN_HD uint32_t quantize_grid(float x, float scale, float zero, int bits, int mult, int skew) {
+  const float qmax = static_cast<float>((1u << bits) - 1u);
+  const uint32_t base = quantize_one(x, scale, zero, qmax * static_cast<float>(mult));
+  if (mult == 1 && skew == 0) return base;
+#if defined(__CUDA_ARCH__)
+  float q = rintf(__fdiv_rn(static_cast<float>(base) + static_cast<float>(skew), static_cast<float>(mult)));
+#else
+  float q = std::nearbyint((static_cast<float>(base) + static_cast<float>(skew)) / static_cast<float>(mult));
+#endif
+  q = q < 0.f ? 0.f : (q > qmax ? qmax : q);
+  return static_cast<uint32_t>(q);
+}
+
+}  // namespace qgnn

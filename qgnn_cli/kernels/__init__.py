@@ -1,11 +1,12 @@
 """Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it.
 
 Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), ``spmm``/``spmm_requant``
-(spmm.py), ``gemm`` (gemm.py). The public functions validate their inputs, then call
+(spmm.py), ``gemm`` (gemm.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
 ``torch.ops.qgnn.<op>``, which dispatches to the compiled kernel for the tensors' device when there
 is one and to the reference otherwise.
 """
 
+from qgnn_cli.kernels.floor import gather_floor
 from qgnn_cli.kernels.gemm import gemm
 from qgnn_cli.kernels.library import (
     cpu_features,
@@ -27,6 +28,7 @@ __all__ = [
     "spmm",
     "spmm_requant",
     "gemm",
+    "gather_floor",
     "cpu_features",
     "extension_available",
     "selected_isa",

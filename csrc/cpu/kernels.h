@@ -1,0 +1,111 @@
+// The raw-pointer interface of the packed CPU kernels: one declaration per op and ISA.
+//
+// ggml style: every op has a generic implementation (spmm.cpp, gemm.cpp, quantize.cpp, compiled for
+// the baseline ISA) and optional overrides in their own translation units (*_avx2.cpp,
+// *_avx512.cpp) compiled with target pragmas. Those units include no torch, ATen or STL headers:
+// plain structs and raw pointers in, raw pointers out. The torch glue (in the plain units) validates
+// tensors, splits rows into load-balanced tasks, and calls the function of the selected ISA per task.
+//
+// Semantics are those of the PyTorch references in qgnn_cli/kernels/{spmm,gemm,quantize}.py.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qgnn {
+namespace cpu {
+
+// A quantization grid (qgnn_cli/kernels/rounding.py): bits, scale, zero, mult, skew.
+struct Grid {
+  int bits;
+  float scale;
+  int zero;
+  int mult;
+  int skew;
+};
+
+// qgnn::spmm / qgnn::spmm_requant over the rows [r0, r1) of a CSR matrix.
+struct SpmmArgs {
+  const int64_t* indptr;   // [num_rows + 1]
+  const int32_t* indices;  // [nnz], each in [0, num_src)
+  const float* values;     // [nnz] or nullptr (unweighted: exact integer sums)
+  int64_t nnz;
+  const uint32_t* packed;  // [num_src, words]
+  int64_t num_src;
+  int64_t words;
+  int64_t cols;
+  int bits;
+  int mult;
+  float scale;
+  int zero;
+  const float* row_scale;  // [num_rows] or nullptr
+  // Output: float rows (out != nullptr, row stride cols) or re-quantised packed rows.
+  float* out;
+  uint32_t* out_packed;  // [num_rows, out_words]
+  int64_t out_words;
+  Grid out_grid;
+  int prefetch;  // software prefetch distance in edges (0: none)
+};
+
+// Scratch bytes one call of spmm_rows_* needs (64-byte aligned by the caller).
+size_t spmm_scratch_bytes(const SpmmArgs& a);
+
+// Each returns the number of malformed rows or out-of-range indices it met and skipped (0 when the
+// inputs are valid), so that a direct torch.ops call with bad indices cannot read out of bounds.
+int64_t spmm_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch);
+int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch);
+int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch);
+
+// qgnn::quantize_pack of rows [r0, r1) of a float matrix x [rows, cols] into out [rows, words].
+struct QuantizeArgs {
+  const float* x;
+  int64_t cols;
+  uint32_t* out;
+  int64_t words;
+  Grid grid;
+};
+void quantize_rows_generic(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
+void quantize_rows_avx2(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
+void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
+size_t quantize_scratch_bytes(int64_t cols);
+
+// qgnn::gemm. The glue prepares the weights once per call (gemm.cpp):
+//   D[r, c] = am*wm * dot(qa[r], qw[c]) + rowsum_qa[r] * coef[c] + colterm[c]   (int32, wrapping)
+//   out[r, c] = float(D) * sc[c] + bias[c]
+// with dot over the raw codes. `a_offset` (128 for 8-bit activations, else 0) is subtracted from
+// every activation code before the integer dot product on the AVX-512 path (u8 x s8 dpbusd); the
+// glue folds a_offset * colsum_qw[c] * am*wm into colterm for that path.
+struct GemmArgs {
+  const uint32_t* a;  // [n, a_words]
+  int64_t n;
+  int64_t a_words;
+  int a_bits;
+  int64_t k;
+  int32_t amwm;           // a_mult * w_mult
+  int64_t o;              // output channels
+  int64_t o_pad;          // o rounded up to a multiple of 16
+  int64_t k_pad;          // k rounded up to a multiple of 4
+  const uint8_t* w_codes;  // [o, k] raw weight codes (generic path)
+  const uint8_t* w_vnni;   // [k_pad/4][o_pad][4] u8 (AVX-512 path)
+  const int16_t* w_pairs;  // [k_pad/2][o_pad][2] i16 (AVX2 path)
+  const int32_t* coef;     // [o_pad]
+  const int32_t* colterm;  // [o_pad] (generic/AVX2: without the offset term)
+  const int32_t* colterm_off;  // [o_pad] (AVX-512: with a_offset folded in)
+  int32_t a_offset;
+  const float* sc;    // [o_pad] a_scale * w_scale[c]
+  const float* bias;  // [o_pad] or nullptr
+  float* out;         // [n, o]
+};
+size_t gemm_scratch_bytes(const GemmArgs& a);
+void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+
+// Benchmark helper (qgnn::gather_floor): touch every neighbour's packed row and nothing else.
+// out[i] = XOR of every word of every neighbour row of row i; returns the malformed-input count.
+int64_t gather_floor_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
+int64_t gather_floor_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
+int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
+
+}  // namespace cpu
+}  // namespace qgnn

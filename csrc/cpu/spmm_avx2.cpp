@@ -1,0 +1,152 @@
+// AVX2 packed SpMM (same narrow-lane scheme as AVX-512, 32-byte vectors), quantize_pack and the
+// gather floor. No torch or STL headers: raw pointers only (see kernels.h); the target pragma comes
+// after the includes.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+#pragma GCC target("avx2,fma,bmi2")
+
+namespace qgnn {
+namespace cpu {
+namespace {
+
+typedef __m256i V;
+typedef __m256i M;
+constexpr int VB = 32;
+
+inline V v_zero() { return _mm256_setzero_si256(); }
+inline V v_set1_8(int x) { return _mm256_set1_epi8(static_cast<char>(x)); }
+inline V v_and(V a, V b) { return _mm256_and_si256(a, b); }
+inline V v_xor(V a, V b) { return _mm256_xor_si256(a, b); }
+inline V v_add8(V a, V b) { return _mm256_add_epi8(a, b); }
+inline V v_add16(V a, V b) { return _mm256_add_epi16(a, b); }
+template <int S> inline V v_srl16(V a) { return _mm256_srli_epi16(a, S); }
+inline V v_unpacklo8(V a, V b) { return _mm256_unpacklo_epi8(a, b); }
+inline V v_unpackhi8(V a, V b) { return _mm256_unpackhi_epi8(a, b); }
+inline V v_unpacklo16(V a, V b) { return _mm256_unpacklo_epi16(a, b); }
+inline V v_unpackhi16(V a, V b) { return _mm256_unpackhi_epi16(a, b); }
+inline M v_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+inline V v_load(const uint32_t* p, M m) { return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), m); }
+inline void v_store(void* p, V x) { _mm256_store_si256(static_cast<__m256i*>(p), x); }
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+inline void add8(int32_t* acc, __m256i x, bool first) {
+  __m256i* p = reinterpret_cast<__m256i*>(acc);
+  _mm256_storeu_si256(p, first ? x : _mm256_add_epi32(_mm256_loadu_si256(p), x));
+}
+
+inline void add_u8x16(int32_t* acc, const uint8_t* b, bool first) {
+  const __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(b));
+  add8(acc, _mm256_cvtepu8_epi32(x), first);
+  add8(acc + 8, _mm256_cvtepu8_epi32(_mm_srli_si128(x, 8)), first);
+}
+
+inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool first) {
+  add8(acc, _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(lo))), first);
+  add8(acc + 8, _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(hi))), first);
+}
+
+#include "spmm_simd.inc"
+
+inline __m256i tail8(int64_t n) { return v_mask(n >= 8 ? 8 : static_cast<int>(n)); }
+
+// The rounding rule (rounding.py) on 8 lanes: true division, round half to even, clamp.
+inline __m256i quantize8(__m256 x, const Grid& g) {
+  const float qmax = static_cast<float>((1 << g.bits) - 1);
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 q = _mm256_round_ps(_mm256_div_ps(x, _mm256_set1_ps(g.scale)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm256_add_ps(q, _mm256_set1_ps(static_cast<float>(g.zero)));
+  q = _mm256_min_ps(_mm256_max_ps(q, zero), _mm256_set1_ps(qmax * static_cast<float>(g.mult)));
+  if (g.mult != 1 || g.skew != 0) {
+    q = _mm256_add_ps(q, _mm256_set1_ps(static_cast<float>(g.skew)));
+    q = _mm256_round_ps(_mm256_div_ps(q, _mm256_set1_ps(static_cast<float>(g.mult))),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(q, zero), _mm256_set1_ps(qmax));
+  }
+  return _mm256_cvtps_epi32(q);
+}
+
+void quantize_row(const float* y, int64_t cols, const Grid& g, uint32_t* dst, int64_t words, uint8_t* codes) {
+  const int64_t ncodes = words * (32 / g.bits);
+  alignas(32) int32_t tmp[8];
+  for (int64_t f = 0; f < cols; f += 8) {
+    const __m256i m = tail8(cols - f);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), quantize8(_mm256_maskload_ps(y + f, m), g));
+    const int64_t n = cols - f < 8 ? cols - f : 8;
+    for (int64_t t = 0; t < n; ++t) codes[f + t] = static_cast<uint8_t>(tmp[t]);
+  }
+  for (int64_t f = cols; f < ncodes; ++f) codes[f] = 0;
+  const int per_word = 32 / g.bits;
+  for (int64_t wd = 0; wd < words; ++wd) {
+    uint32_t word = 0;
+    for (int t = 0; t < per_word; ++t) word |= static_cast<uint32_t>(codes[wd * per_word + t]) << (t * g.bits);
+    dst[wd] = word;
+  }
+}
+
+}  // namespace
+
+int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  if (a.bits == 1) return spmm_rows_generic(a, r0, r1, scratch);
+  const RowCtx c = make_ctx(a);
+  const int64_t padded = a.words * (32 / a.bits) + 1024;
+  int32_t* iacc = static_cast<int32_t*>(scratch);
+  float* y = reinterpret_cast<float*>(iacc + padded + 64);
+  uint8_t* codes = reinterpret_cast<uint8_t*>(y + padded + 64);
+  const int64_t limit = degree_limit(a);
+  const __m256 vscale = _mm256_set1_ps(a.scale);
+  const __m256i vmult = _mm256_set1_epi32(a.mult);
+  int64_t bad = 0;
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
+    if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {
+      ++bad;
+      continue;
+    }
+    const __m256 vrs = _mm256_set1_ps(a.row_scale ? a.row_scale[i] : 1.0f);
+    float* yrow = a.out ? a.out + i * a.cols : y;
+    if (a.values == nullptr) {
+      int64_t deg = 0;
+      switch (a.bits) {
+        case 2: bad += accumulate_row<2>(c, begin, end, iacc, &deg); break;
+        case 4: bad += accumulate_row<4>(c, begin, end, iacc, &deg); break;
+        default: bad += accumulate_row<8>(c, begin, end, iacc, &deg); break;
+      }
+      const __m256i vdz = _mm256_set1_epi32(static_cast<int32_t>(deg) * a.zero);
+      for (int64_t f = 0; f < a.cols; f += 8) {
+        const __m256i s = _mm256_sub_epi32(
+            _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(iacc + f)), vmult), vdz);
+        _mm256_maskstore_ps(yrow + f, tail8(a.cols - f), _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), vscale), vrs));
+      }
+    } else {
+      float* facc = reinterpret_cast<float*>(iacc);
+      switch (a.bits) {
+        case 2: bad += accumulate_weighted<2>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+        case 4: bad += accumulate_weighted<4>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+        default: bad += accumulate_weighted<8>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+      }
+      for (int64_t f = 0; f < a.cols; f += 8) {
+        const __m256i m = tail8(a.cols - f);
+        _mm256_maskstore_ps(yrow + f, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(facc + f, m), vscale), vrs));
+      }
+    }
+    if (a.out == nullptr) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+  }
+  return bad;
+}
+
+void quantize_rows_avx2(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  uint8_t* codes = static_cast<uint8_t*>(scratch);
+  for (int64_t i = r0; i < r1; ++i) quantize_row(a.x + i * a.cols, a.cols, a.grid, a.out + i * a.words, a.words, codes);
+}
+
+int64_t gather_floor_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out) {
+  return gather_floor_impl(a, r0, r1, out);
+}
+
+}  // namespace cpu
+}  // namespace qgnn

@@ -1,0 +1,171 @@
+// AVX-512 (F, BW, VL) packed SpMM, its re-quantising epilogue, quantize_pack and the gather floor.
+// No torch or STL headers: raw pointers only (see kernels.h); the target pragma comes after the
+// includes so nothing from a header is compiled for AVX-512 here.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,bmi2,fma")
+
+namespace qgnn {
+namespace cpu {
+namespace {
+
+typedef __m512i V;
+typedef __mmask16 M;
+constexpr int VB = 64;
+
+inline V v_zero() { return _mm512_setzero_si512(); }
+inline V v_set1_8(int x) { return _mm512_set1_epi8(static_cast<char>(x)); }
+inline V v_and(V a, V b) { return _mm512_and_si512(a, b); }
+inline V v_xor(V a, V b) { return _mm512_xor_si512(a, b); }
+inline V v_add8(V a, V b) { return _mm512_add_epi8(a, b); }
+inline V v_add16(V a, V b) { return _mm512_add_epi16(a, b); }
+template <int S> inline V v_srl16(V a) { return _mm512_srli_epi16(a, S); }
+inline V v_unpacklo8(V a, V b) { return _mm512_unpacklo_epi8(a, b); }
+inline V v_unpackhi8(V a, V b) { return _mm512_unpackhi_epi8(a, b); }
+inline V v_unpacklo16(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
+inline V v_unpackhi16(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
+inline M v_mask(int n) { return static_cast<M>((1u << n) - 1u); }
+inline V v_load(const uint32_t* p, M m) { return _mm512_maskz_loadu_epi32(m, p); }
+inline void v_store(void* p, V x) { _mm512_store_si512(p, x); }
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+inline void add_u8x16(int32_t* acc, const uint8_t* b, bool first) {
+  const __m512i x = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+  _mm512_storeu_si512(acc, first ? x : _mm512_add_epi32(_mm512_loadu_si512(acc), x));
+}
+
+inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool first) {
+  const __m256i w = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(lo))),
+      _mm_load_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+  const __m512i x = _mm512_cvtepu16_epi32(w);
+  _mm512_storeu_si512(acc, first ? x : _mm512_add_epi32(_mm512_loadu_si512(acc), x));
+}
+
+#include "spmm_simd.inc"
+
+inline __mmask16 tail16(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+
+// The rounding rule (rounding.py) on 16 lanes: true division, round half to even, clamp.
+inline __m512i quantize16(__m512 x, const Grid& g) {
+  const float qmax = static_cast<float>((1 << g.bits) - 1);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 q = _mm512_roundscale_ps(_mm512_div_ps(x, _mm512_set1_ps(g.scale)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm512_add_ps(q, _mm512_set1_ps(static_cast<float>(g.zero)));
+  q = _mm512_min_ps(_mm512_max_ps(q, zero), _mm512_set1_ps(qmax * static_cast<float>(g.mult)));
+  if (g.mult != 1 || g.skew != 0) {
+    q = _mm512_add_ps(q, _mm512_set1_ps(static_cast<float>(g.skew)));
+    q = _mm512_roundscale_ps(_mm512_div_ps(q, _mm512_set1_ps(static_cast<float>(g.mult))),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_min_ps(_mm512_max_ps(q, zero), _mm512_set1_ps(qmax));
+  }
+  return _mm512_cvtps_epi32(q);
+}
+
+// Quantize a float row and pack it (pack.py layout). codes: scratch of >= words*4*8/bits + 64 bytes.
+void quantize_row(const float* y, int64_t cols, const Grid& g, uint32_t* dst, int64_t words, uint8_t* codes) {
+  const int64_t ncodes = words * (32 / g.bits);
+  for (int64_t f = 0; f < cols; f += 16) {
+    const __mmask16 m = tail16(cols - f);
+    const __m512i q = quantize16(_mm512_maskz_loadu_ps(m, y + f), g);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + f), _mm512_cvtepi32_epi8(q));
+  }
+  for (int64_t f = cols; f < ncodes + 64; ++f) codes[f] = 0;
+  uint8_t* out = reinterpret_cast<uint8_t*>(dst);
+  const int64_t nbytes = words * 4;
+  if (g.bits == 8) {
+    for (int64_t b = 0; b < nbytes; b += 64) {
+      const int64_t n = nbytes - b;
+      const __mmask64 m = n >= 64 ? ~0ULL : ((1ULL << n) - 1ULL);
+      _mm512_mask_storeu_epi8(out + b, m, _mm512_loadu_si512(codes + b));
+    }
+  } else if (g.bits == 4) {
+    const __m512i w = _mm512_set1_epi16(0x1001);
+    for (int64_t b = 0; b < nbytes; b += 32) {
+      const __m256i p = _mm512_cvtepi16_epi8(_mm512_maddubs_epi16(_mm512_loadu_si512(codes + 2 * b), w));
+      const int64_t n = nbytes - b;
+      _mm256_mask_storeu_epi8(out + b, n >= 32 ? 0xFFFFFFFFu : ((1u << n) - 1u), p);
+    }
+  } else if (g.bits == 2) {
+    const __m512i w = _mm512_set1_epi16(0x0401), w2 = _mm512_set1_epi32(0x00100001);
+    for (int64_t b = 0; b < nbytes; b += 16) {
+      const __m512i t = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_loadu_si512(codes + 4 * b), w), w2);
+      const int64_t n = nbytes - b;
+      _mm_mask_storeu_epi8(out + b, static_cast<__mmask16>(n >= 16 ? 0xFFFF : ((1u << n) - 1u)), _mm512_cvtepi32_epi8(t));
+    }
+  } else {  // 1 bit
+    for (int64_t wd = 0; wd < words; ++wd) {
+      uint32_t word = 0;
+      for (int t = 0; t < 32; ++t) word |= static_cast<uint32_t>(codes[wd * 32 + t] & 1u) << t;
+      dst[wd] = word;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  if (a.bits == 1) return spmm_rows_generic(a, r0, r1, scratch);
+  const RowCtx c = make_ctx(a);
+  const int64_t padded = a.words * (32 / a.bits) + 1024;
+  int32_t* iacc = static_cast<int32_t*>(scratch);
+  float* y = reinterpret_cast<float*>(iacc + padded + 64);
+  uint8_t* codes = reinterpret_cast<uint8_t*>(y + padded + 64);
+  const int64_t limit = degree_limit(a);
+  const __m512 vscale = _mm512_set1_ps(a.scale);
+  const __m512i vmult = _mm512_set1_epi32(a.mult);
+  int64_t bad = 0;
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
+    if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {
+      ++bad;
+      continue;
+    }
+    const __m512 vrs = _mm512_set1_ps(a.row_scale ? a.row_scale[i] : 1.0f);
+    float* yrow = a.out ? a.out + i * a.cols : y;
+    if (a.values == nullptr) {
+      int64_t deg = 0;
+      switch (a.bits) {
+        case 2: bad += accumulate_row<2>(c, begin, end, iacc, &deg); break;
+        case 4: bad += accumulate_row<4>(c, begin, end, iacc, &deg); break;
+        default: bad += accumulate_row<8>(c, begin, end, iacc, &deg); break;
+      }
+      const __m512i vdz = _mm512_set1_epi32(static_cast<int32_t>(deg) * a.zero);
+      for (int64_t f = 0; f < a.cols; f += 16) {
+        const __mmask16 m = tail16(a.cols - f);
+        const __m512i s = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_loadu_si512(iacc + f), vmult), vdz);
+        _mm512_mask_storeu_ps(yrow + f, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), vscale), vrs));
+      }
+    } else {
+      float* facc = reinterpret_cast<float*>(iacc);
+      switch (a.bits) {
+        case 2: bad += accumulate_weighted<2>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+        case 4: bad += accumulate_weighted<4>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+        default: bad += accumulate_weighted<8>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
+      }
+      for (int64_t f = 0; f < a.cols; f += 16) {
+        const __mmask16 m = tail16(a.cols - f);
+        _mm512_mask_storeu_ps(yrow + f, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, facc + f), vscale), vrs));
+      }
+    }
+    if (a.out == nullptr) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+  }
+  return bad;
+}
+
+void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  uint8_t* codes = static_cast<uint8_t*>(scratch);
+  for (int64_t i = r0; i < r1; ++i) quantize_row(a.x + i * a.cols, a.cols, a.grid, a.out + i * a.words, a.words, codes);
+}
+
+int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out) {
+  return gather_floor_impl(a, r0, r1, out);
+}
+
+}  // namespace cpu
+}  // namespace qgnn
