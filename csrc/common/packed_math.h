@@ -150,14 +150,10 @@ QGNN_HD float dequant_fsum(float s, float scale, float row_scale) {
   return mul_rn(mul_rn(s, scale), row_scale);
 }
 
-// The full grid rule of kernels/rounding.py: fine code, then (BT) the coarse code.
+// The full grid rule of kernels/rounding.py (fine code, then the BT coarse code): codes.h's
+// quantize_grid, the one C++ spelling of it, with an integer zero point.
 QGNN_HD uint32_t requant_one(float x, int bits, float scale, int zero, int mult, int skew) {
-  const int qmax = (1 << bits) - 1;
-  const uint32_t base = quantize_one(x, scale, static_cast<float>(zero), static_cast<float>(mult * qmax));
-  if (mult == 1 && skew == 0) return base;
-  float q = round_even(div_rn(static_cast<float>(base) + static_cast<float>(skew), static_cast<float>(mult)));
-  q = q < 0.f ? 0.f : (q > static_cast<float>(qmax) ? static_cast<float>(qmax) : q);
-  return static_cast<uint32_t>(q);
+  return quantize_grid(x, scale, static_cast<float>(zero), bits, mult, skew);
 }
 
 // ---- integer dot products (GEMM) ---------------------------------------------------------------
