@@ -53,7 +53,7 @@ def gcn_norm(adj: CSR, add_self_loops: bool = True) -> CSR:
     # PyG multiplies dinv[source] * w * dinv[target]; the same order makes unweighted graphs match
     # bit for bit (weighted degree sums may differ in the last bit: other summation order).
     values = dinv[cols] * weights * dinv[rows]
-    return CSR(_indptr(rows, n), cols.clone(), values, n)
+    return CSR(_indptr(rows, n), cols, values, n)
 
 
 def gcn_norm_factors(adj: CSR) -> tuple[CSR, torch.Tensor]:
@@ -67,4 +67,4 @@ def gcn_norm_factors(adj: CSR) -> tuple[CSR, torch.Tensor]:
     n = adj.num_nodes
     rows, cols, weights = _add_remaining_self_loops(adj)
     dinv = _inv_sqrt_degree(rows, weights, n)
-    return CSR(_indptr(rows, n), cols.clone(), None, n), dinv
+    return CSR(_indptr(rows, n), cols, None, n), dinv

@@ -1,9 +1,12 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from qgnn_cli.data.platonov import PLATONOV_NAMES, load_platonov, platonov_file
 from qgnn_cli.errors import DataError
+from tests.conftest import requires_pyg
 
 # nodes, undirected edges, features, classes, train/val/test of split 0 (datasets README; in the
 # filtered files the split sizes vary a little from split to split).
@@ -38,6 +41,23 @@ def test_reverse_edges_are_added(shared_datasets):
     n = g.num_nodes
     keys = set((g.adj.indices * n + g.adj.row_index()).tolist())  # source * n + target
     assert keys == set((src * n + dst).tolist()) | set((dst * n + src).tolist())
+
+
+@requires_pyg
+def test_tolokers_identical_to_pyg(shared_datasets, tmp_path):
+    from torch_geometric.datasets import HeterophilousGraphDataset
+
+    (tmp_path / "tolokers" / "raw").mkdir(parents=True)
+    shutil.copy(platonov_file(shared_datasets, "tolokers"), tmp_path / "tolokers" / "raw")
+    ref = HeterophilousGraphDataset(str(tmp_path), "Tolokers")[0]
+    ours = load_platonov(platonov_file(shared_datasets, "tolokers"), "tolokers")
+    assert torch.equal(ours.x, ref.x) and torch.equal(ours.y, ref.y)
+    assert torch.equal(ours.train_mask, ref.train_mask.t()) and torch.equal(ours.test_mask, ref.test_mask.t())
+    n = ours.num_nodes
+    assert torch.equal(
+        torch.sort(ours.adj.indices * n + ours.adj.row_index()).values,
+        torch.sort(ref.edge_index[0] * n + ref.edge_index[1]).values,
+    )
 
 
 def _tiny(path, drop=(), **overrides):
