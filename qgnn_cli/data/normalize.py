@@ -12,27 +12,32 @@ import torch
 from qgnn_cli.data.graph import CSR
 
 
-def _add_remaining_self_loops(adj: CSR) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rows, columns and weights (float32) of A + I, ordered by (row, column)."""
+def _add_remaining_self_loops(adj: CSR) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``indptr``, rows, columns and float32 weights of A + I, ordered by (row, column).
+
+    Without a sort: each row gains exactly one loop, so every entry's new position is known (its old
+    position, plus one per earlier row, plus one if it lies right of the diagonal).
+    """
     n = adj.num_nodes
     rows, cols = adj.row_index(), adj.indices
     weights = adj.values if adj.values is not None else torch.ones(adj.nnz)
     on_diag = rows == cols
     loop_weights = torch.ones(n)
-    loop_weights[rows[on_diag]] = weights[on_diag]
-    off = ~on_diag
-    nodes = torch.arange(n)
-    rows = torch.cat([rows[off], nodes])
-    cols = torch.cat([cols[off], nodes])
-    weights = torch.cat([weights[off], loop_weights])
-    order = torch.argsort(rows * n + cols)
-    return rows[order], cols[order], weights[order]
-
-
-def _indptr(rows: torch.Tensor, n: int) -> torch.Tensor:
+    if bool(on_diag.any()):
+        loop_weights[rows[on_diag]] = weights[on_diag]
+        off = ~on_diag
+        rows, cols, weights = rows[off], cols[off], weights[off]
     indptr = torch.zeros(n + 1, dtype=torch.int64)
-    torch.cumsum(torch.bincount(rows, minlength=n), 0, out=indptr[1:])
-    return indptr
+    torch.cumsum(torch.bincount(rows, minlength=n) + 1, 0, out=indptr[1:])
+    nodes = torch.arange(n)
+    loop_pos = indptr[:-1] + torch.bincount(rows[cols < rows], minlength=n)
+    entry_pos = torch.arange(rows.numel()) + rows + (cols > rows)
+    nnz = rows.numel() + n
+    out_rows, out_cols = torch.empty(nnz, dtype=torch.int64), torch.empty(nnz, dtype=torch.int64)
+    out_weights = torch.empty(nnz)
+    for out, entries, loops in ((out_rows, rows, nodes), (out_cols, cols, nodes), (out_weights, weights, loop_weights)):
+        out.index_copy_(0, entry_pos, entries).index_copy_(0, loop_pos, loops)  # index_copy_: ~5x index_put
+    return indptr, out_rows, out_cols, out_weights
 
 
 def _inv_sqrt_degree(rows: torch.Tensor, weights: torch.Tensor, n: int) -> torch.Tensor:
@@ -45,15 +50,15 @@ def gcn_norm(adj: CSR, add_self_loops: bool = True) -> CSR:
     """A_hat as a float32-valued CSR (self-loops included when ``add_self_loops``)."""
     n = adj.num_nodes
     if add_self_loops:
-        rows, cols, weights = _add_remaining_self_loops(adj)
+        indptr, rows, cols, weights = _add_remaining_self_loops(adj)
     else:
-        rows, cols = adj.row_index(), adj.indices
+        indptr, rows, cols = adj.indptr, adj.row_index(), adj.indices
         weights = adj.values if adj.values is not None else torch.ones(adj.nnz)
     dinv = _inv_sqrt_degree(rows, weights, n)
     # PyG multiplies dinv[source] * w * dinv[target]; the same order makes unweighted graphs match
     # bit for bit (weighted degree sums may differ in the last bit: other summation order).
     values = dinv[cols] * weights * dinv[rows]
-    return CSR(_indptr(rows, n), cols, values, n)
+    return CSR(indptr, cols, values, n)
 
 
 def gcn_norm_factors(adj: CSR) -> tuple[CSR, torch.Tensor]:
@@ -65,6 +70,5 @@ def gcn_norm_factors(adj: CSR) -> tuple[CSR, torch.Tensor]:
     if adj.values is not None:
         raise ValueError("gcn_norm_factors needs an unweighted adjacency (values=None)")
     n = adj.num_nodes
-    rows, cols, weights = _add_remaining_self_loops(adj)
-    dinv = _inv_sqrt_degree(rows, weights, n)
-    return CSR(_indptr(rows, n), cols, None, n), dinv
+    indptr, rows, cols, weights = _add_remaining_self_loops(adj)
+    return CSR(indptr, cols, None, n), _inv_sqrt_degree(rows, weights, n)
