@@ -16,7 +16,7 @@ from qgnn_cli.data.embedded import EMBEDDED_CORA, load_embedded_cora
 from qgnn_cli.data.generic import load_generic
 from qgnn_cli.data.graph import Graph
 from qgnn_cli.data.planetoid import PLANETOID_FOLDERS, load_planetoid, planetoid_dir
-from qgnn_cli.data.platonov import PLATONOV_NAMES, load_platonov, platonov_file
+from qgnn_cli.data.platonov import load_platonov, platonov_file
 from qgnn_cli.data.shchur import SHCHUR_FILES, load_shchur
 from qgnn_cli.errors import DataError
 
