@@ -24,8 +24,8 @@ MASK_KEYS = ("train_mask", "val_mask", "test_mask")
 def _features(f, where: str) -> np.ndarray:
     if "features" in f.files:
         x = read_array(f, "features", where)
-        if x.ndim != 2:
-            raise DataError(f"{where}: key 'features' has shape {x.shape}, expected (N, F)")
+        if x.ndim != 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise DataError(f"{where}: key 'features' is {x.dtype} {x.shape}, expected numbers (N, F)")
         return x.astype(np.float32)
     if "features_data" not in f.files:
         raise DataError(f"{where}: missing key 'features' (or 'features_data' etc. for sparse features)")
@@ -44,6 +44,31 @@ def _edges(f, where: str) -> tuple[np.ndarray, np.ndarray]:
     return edges[0], edges[1]
 
 
+def _labels(f, n: int, where: str) -> tuple[np.ndarray, int]:
+    labels = read_array(f, "labels", where)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: key 'labels' is {labels.dtype} {labels.shape}, expected int ({n},)")
+    if n and labels.min() < 0:
+        bad = int(np.argmax(labels < 0))
+        raise DataError(f"{where}: label {int(labels[bad])} of node {bad} is negative")
+    num_classes = _scalar(f, "num_classes", where, int)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if n else 0
+    if n and labels.max() >= num_classes:
+        bad = int(np.argmax(labels >= num_classes))
+        raise DataError(f"{where}: label {int(labels[bad])} of node {bad} is >= num_classes={num_classes}")
+    return labels.astype(np.int64), num_classes
+
+
+def _scalar(f, key: str, where: str, kind: type) -> int | bool | None:
+    value = read_array(f, key, where, required=False)
+    if value is None:
+        return None
+    if value.size != 1 or not (np.issubdtype(value.dtype, np.integer) or value.dtype == np.bool_):
+        raise DataError(f"{where}: key '{key}' is {value.dtype} {value.shape}, expected one integer or bool")
+    return kind(value.reshape(()))
+
+
 def _mask(f, key: str, n: int, where: str) -> torch.Tensor | None:
     m = read_array(f, key, where, required=False)
     if m is None:
@@ -59,28 +84,17 @@ def load_generic(path: Path) -> Graph:
         x = _features(f, where)
         n = x.shape[0]
         src, dst = _edges(f, where)
-        labels = read_array(f, "labels", where)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise DataError(f"{where}: key 'labels' is {labels.dtype} {labels.shape}, expected int ({n},)")
-        if n and labels.min() < 0:
-            bad = int(np.argmax(labels < 0))
-            raise DataError(f"{where}: label {int(labels[bad])} of node {bad} is negative")
-        stored_classes = read_array(f, "num_classes", where, required=False)
-        num_classes = int(stored_classes) if stored_classes is not None else (int(labels.max()) + 1 if n else 0)
-        if n and labels.max() >= num_classes:
-            bad = int(np.argmax(labels >= num_classes))
-            raise DataError(f"{where}: label {int(labels[bad])} of node {bad} is >= num_classes={num_classes}")
+        labels, num_classes = _labels(f, n, where)
         if not np.isfinite(x).all():
             bad = int(np.argmax(~np.isfinite(x).all(axis=1)))
             raise DataError(f"{where}: key 'features' holds NaN or Inf (first at node {bad})")
         masks = [_mask(f, k, n, where) for k in MASK_KEYS]
-        undirected = read_array(f, "undirected", where, required=False)
+        undirected = _scalar(f, "undirected", where, bool)
     graph = Graph(
         name=path.stem,
-        adj=csr_from_edges(src, dst, n, symmetrize=True if undirected is None else bool(undirected),
-                           where=f"{where}: 'edges'"),
+        adj=csr_from_edges(src, dst, n, symmetrize=undirected is not False, where=f"{where}: 'edges'"),
         x=torch.from_numpy(x),
-        y=torch.from_numpy(labels.astype(np.int64)),
+        y=torch.from_numpy(labels),
         num_classes=num_classes,
         train_mask=masks[0],
         val_mask=masks[1],

@@ -65,7 +65,10 @@ def test_sparse_features_masks_and_num_classes(tmp_path):
         ({"labels": np.array([0, 1, 0])}, (), r"key 'labels' is int64 \(3,\), expected int \(4,\)"),
         ({"train_mask": np.ones(5, bool)}, (), r"key 'train_mask' is bool \(5,\), expected bool \(4,\) or \(S, 4\)"),
         ({"val_mask": np.ones(4, int)}, (), r"key 'val_mask' is int64 \(4,\)"),
-        ({"features": np.ones(4)}, (), r"key 'features' has shape \(4,\), expected \(N, F\)"),
+        ({"features": np.ones(4)}, (), r"key 'features' is float64 \(4,\), expected numbers \(N, F\)"),
+        ({"features": np.array([["a"], ["b"], ["c"], ["d"]])}, (), r"key 'features' is <U1 \(4, 1\)"),
+        ({"undirected": np.array([True, False])}, (), r"key 'undirected' is bool \(2,\), expected one integer or bool"),
+        ({"num_classes": np.array(2.5)}, (), r"key 'num_classes' is float64 \(\), expected one integer"),
     ],
 )
 def test_bad_files(tmp_path, arrays, drop, message):
