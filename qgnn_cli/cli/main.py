@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except QgnnError as exc:
         if _debug["on"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
             highlight=False,
+            soft_wrap=True,
         )
         return 1
 
