@@ -1,0 +1,151 @@
+// qgnn::gemm for CPU tensors: torch glue (weight preparation, zero-point folding), the generic
+// kernel, and run-time dispatch to the AVX2 / AVX-512 units (kernels.h).
+//
+// Inputs are validated in qgnn_cli/kernels/gemm.py; the checks here guard direct torch.ops calls.
+// The integer dot products run on raw codes; zero points and mults are folded in afterwards:
+//   D = am*wm*dot(qa, qw) - am*wz[c]*rowsum(qa) - az*wm*colsum(qw)[c] + k*az*wz[c]
+// which is exact in wrapping int32 arithmetic because the true D fits in int32 (k*255*255 < 2^31).
+#include <torch/library.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/codes.h"
+#include "isa.h"
+#include "kernels.h"
+
+namespace qgnn {
+namespace cpu {
+
+namespace {
+constexpr int64_t kTileRows = 48;
+inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v))); }
+}  // namespace
+
+size_t gemm_scratch_bytes(const GemmArgs& a) {
+  // A tile unpacked to bytes (AVX-512) or int16 (AVX2) or int32 (generic), plus row sums.
+  return static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + kTileRows * 8 + 256;
+}
+
+void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  int32_t* codes = static_cast<int32_t*>(scratch);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint32_t* row = a.a + r * a.a_words;
+    int64_t rowsum = 0;
+    for (int64_t j = 0; j < a.k; ++j) {
+      codes[j] = static_cast<int32_t>(get_code(row, j, a.a_bits));
+      rowsum += codes[j];
+    }
+    for (int64_t c = 0; c < a.o; ++c) {
+      const uint8_t* w = a.w_codes + c * a.k;
+      int32_t dot = 0;
+      for (int64_t j = 0; j < a.k; ++j) dot += codes[j] * static_cast<int32_t>(w[j]);
+      const int32_t d = wrap32(static_cast<int64_t>(a.amwm) * dot + rowsum * a.coef[c] + a.colterm[c]);
+      float y = static_cast<float>(d) * a.sc[c];
+      if (a.bias) y = y + a.bias[c];
+      a.out[r * a.o + c] = y;
+    }
+  }
+}
+
+namespace {
+
+at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
+                    int64_t a_zero, const at::Tensor& w_in, int64_t w_bits, int64_t w_mult, const at::Tensor& w_scale_in,
+                    const at::Tensor& w_zero_in, const c10::optional<at::Tensor>& bias_in) {
+  for (int64_t b : {a_bits, w_bits})
+    TORCH_CHECK(b == 1 || b == 2 || b == 4 || b == 8, "unsupported bit width ", b);
+  TORCH_CHECK(a_in.scalar_type() == at::kInt && a_in.dim() == 2, "a_packed must be 2-D int32");
+  TORCH_CHECK(w_in.scalar_type() == at::kInt && w_in.dim() == 2, "w_packed must be 2-D int32");
+  TORCH_CHECK(k >= 0 && a_in.size(1) == words_per_row(k, static_cast<int>(a_bits)) &&
+                  w_in.size(1) == words_per_row(k, static_cast<int>(w_bits)),
+              "packed widths do not match k");
+  TORCH_CHECK(k * 255 * 255 < (int64_t(1) << 31), "k too large for the int32 accumulator");
+  TORCH_CHECK(a_mult >= 1 && a_mult * ((1 << a_bits) - 1) <= 255 && w_mult >= 1 && w_mult * ((1 << w_bits) - 1) <= 255,
+              "mult exceeds the 8-bit grid");
+  const int64_t n = a_in.size(0), o = w_in.size(0);
+  TORCH_CHECK(w_scale_in.scalar_type() == at::kFloat && w_scale_in.dim() == 1 && w_scale_in.numel() == o,
+              "w_scale must be float32 [o]");
+  TORCH_CHECK(w_zero_in.scalar_type() == at::kInt && w_zero_in.dim() == 1 && w_zero_in.numel() == o,
+              "w_zero must be int32 [o]");
+  if (bias_in.has_value())
+    TORCH_CHECK(bias_in->scalar_type() == at::kFloat && bias_in->dim() == 1 && bias_in->numel() == o,
+                "bias must be float32 [o]");
+  const at::Tensor A = a_in.contiguous(), W = w_in.contiguous(), w_scale = w_scale_in.contiguous(),
+                   w_zero = w_zero_in.contiguous();
+  at::Tensor bias_t = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
+  at::Tensor out = at::empty({n, o}, A.options().dtype(at::kFloat));
+  if (n == 0 || o == 0) return out;
+
+  GemmArgs g{};
+  g.a = reinterpret_cast<const uint32_t*>(A.data_ptr<int32_t>());
+  g.n = n;
+  g.a_words = A.size(1);
+  g.a_bits = static_cast<int>(a_bits);
+  g.k = k;
+  g.amwm = static_cast<int32_t>(a_mult * w_mult);
+  g.o = o;
+  g.o_pad = (o + 15) / 16 * 16;
+  g.k_pad = (k + 3) / 4 * 4;
+  const int64_t op = g.o_pad, kp = g.k_pad;
+
+  // Weights: raw codes, the VNNI (k/4, o, 4) u8 layout and the (k/2, o, 2) int16 layout.
+  std::vector<uint8_t> w_codes(static_cast<size_t>(o * std::max<int64_t>(k, 1)));
+  std::vector<uint8_t> w_vnni(static_cast<size_t>(kp * op), 0);
+  std::vector<int16_t> w_pairs(static_cast<size_t>(kp * op), 0);
+  std::vector<int32_t> coef(op, 0), colterm(op, 0), colterm_off(op, 0);
+  std::vector<float> sc(op, 0.0f), bias(op, 0.0f);
+  const uint32_t* wp = reinterpret_cast<const uint32_t*>(W.data_ptr<int32_t>());
+  const int32_t* wz = w_zero.data_ptr<int32_t>();
+  const float* ws = w_scale.data_ptr<float>();
+  const float a_scale_f = static_cast<float>(a_scale);
+  g.a_offset = a_bits == 8 ? 128 : 0;
+  for (int64_t c = 0; c < o; ++c) {
+    int64_t colsum = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const uint8_t q = static_cast<uint8_t>(get_code(wp + c * W.size(1), j, static_cast<int>(w_bits)));
+      w_codes[c * k + j] = q;
+      w_vnni[(j / 4) * op * 4 + c * 4 + (j % 4)] = q;
+      w_pairs[(j / 2) * op * 2 + c * 2 + (j % 2)] = q;
+      colsum += q;
+    }
+    coef[c] = wrap32(-a_mult * static_cast<int64_t>(wz[c]));
+    const int64_t ct = -a_zero * w_mult * colsum + k * a_zero * static_cast<int64_t>(wz[c]);
+    colterm[c] = wrap32(ct);
+    colterm_off[c] = wrap32(ct + static_cast<int64_t>(g.amwm) * g.a_offset * colsum);
+    sc[c] = a_scale_f * ws[c];
+    if (bias_t.defined()) bias[c] = bias_t.data_ptr<float>()[c];
+  }
+  g.w_codes = w_codes.data();
+  g.w_vnni = w_vnni.data();
+  g.w_pairs = w_pairs.data();
+  g.coef = coef.data();
+  g.colterm = colterm.data();
+  g.colterm_off = colterm_off.data();
+  g.sc = sc.data();
+  g.bias = bias_t.defined() ? bias.data() : nullptr;
+  g.out = out.data_ptr<float>();
+
+  using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
+  Fn fn = &gemm_rows_generic;
+  if (a_bits != 1) {
+    if (selected_isa() == Isa::Avx512) fn = &gemm_rows_avx512;
+    else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
+  }
+  const size_t scratch_bytes = gemm_scratch_bytes(g);
+  at::parallel_for(0, (n + kTileRows - 1) / kTileRows, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<uint8_t> buf(scratch_bytes + 64);
+    void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    for (int64_t t = t0; t < t1; ++t) fn(g, t * kTileRows, std::min(n, (t + 1) * kTileRows), scratch);
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(qgnn, CPU, m) { m.impl("gemm", &cpu::gemm_cpu); }
+
+}  // namespace qgnn
