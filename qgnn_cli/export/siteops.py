@@ -1,0 +1,94 @@
+"""The per-site operations of packed inference, and the stage clock that times them.
+
+A :class:`Grid` is one quantizer site's frozen ``(bits, scale, zero, mult, skew)``. Sites followed by a
+packed op become codes through ``kernels.quantize_pack``; the other sites are applied in float with
+:func:`fake_quant`, which returns exactly what the training forward computes for the site
+(``centred * scale`` of ``quant/ste.py``, with ``rounding.py``'s rule), using in-place passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+from qgnn_cli.kernels import quantize_pack, rounding, unpack
+from qgnn_cli.quant import OFF
+
+STAGES = ("gemm", "aggregation", "requant", "other")
+
+
+@dataclass(frozen=True)
+class Grid:
+    bits: int
+    scale: float
+    zero: int
+    mult: int = 1
+    skew: int = 0
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "Grid":
+        return cls(int(entry["bits"]), float(entry["scale"]), int(entry["zero"]), int(entry["mult"]), int(entry["skew"]))
+
+    @property
+    def enabled(self) -> bool:
+        return self.bits != OFF
+
+    @property
+    def levels(self) -> int:
+        return self.mult * rounding.qmax_of(self.bits)
+
+    def scale_t(self) -> torch.Tensor:
+        """The scale as the 0-d float32 tensor training divides and multiplies by."""
+        return torch.tensor(self.scale, dtype=torch.float32)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_pack(x, self.bits, self.scale, self.zero, self.mult, self.skew)
+
+
+def fake_quant(x: torch.Tensor, grid: Grid, inplace: bool = False) -> torch.Tensor:
+    """The site's value ``(mult * code - zero) * scale`` of every element (``x`` itself when off).
+
+    For ``mult = 1``: ``clamp(round(x / s), -z, L - z) * s``, the same integers as
+    ``clamp(round(x / s) + z, 0, L) - z`` (exact in float32; huge quotients clamp alike).
+    """
+    if not grid.enabled:
+        return x
+    scale = grid.scale_t()
+    if grid.mult != 1 or grid.skew != 0:
+        return rounding.fake_quantize(x, scale, float(grid.zero), grid.bits, grid.mult, grid.skew)
+    out = x if inplace else x.clone()
+    out.div_(scale).round_().clamp_(float(-grid.zero), float(grid.levels - grid.zero))
+    return out.mul_(scale)
+
+
+def dequant(packed: torch.Tensor, grid: Grid, cols: int) -> torch.Tensor:
+    """Float32 values of packed codes: ``(mult * code - zero) * scale``."""
+    out = unpack(packed, grid.bits, cols).to(torch.float32)
+    if grid.mult != 1:
+        out.mul_(float(grid.mult))
+    return out.sub_(float(grid.zero)).mul_(grid.scale_t())
+
+
+class StageClock:
+    """Seconds spent per stage (``STAGES``); ``with clock("gemm"): ...``."""
+
+    def __init__(self) -> None:
+        self.seconds = {name: 0.0 for name in STAGES}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+
+_NULL = contextlib.nullcontext()
+
+
+def no_clock(name: str):  # noqa: ARG001 - the same signature as StageClock
+    return _NULL
