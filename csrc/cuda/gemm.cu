@@ -95,7 +95,8 @@ cudaError_t launch_gemm(const GemmParams& g, cudaStream_t stream) {
   if (g.n == 0 || g.o == 0) return cudaSuccess;
   const int64_t row_tiles = (g.n + kTile - 1) / kTile, col_tiles = (g.o + kTile - 1) / kTile;
   if (col_tiles > 65535) return cudaErrorInvalidConfiguration;  // > 4M output channels
-  gemm_dp4a_kernel<<<dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles)), kThreads, 0, stream>>>(g);
+  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
+  gemm_dp4a_kernel<<<grid, kThreads, 0, stream>>>(g);
   return cudaGetLastError();
 }
 

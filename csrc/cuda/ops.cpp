@@ -94,8 +94,9 @@ struct OutGrid {
   double scale;
 };
 
-at::Tensor spmm_impl(const at::Tensor& indptr_in, const at::Tensor& indices_in, const std::optional<at::Tensor>& values_in,
-                     const at::Tensor& packed_in, int64_t bits, int64_t cols, int64_t mult, double scale, int64_t zero,
+at::Tensor spmm_impl(const at::Tensor& indptr_in, const at::Tensor& indices_in,
+                     const std::optional<at::Tensor>& values_in, const at::Tensor& packed_in, int64_t bits,
+                     int64_t cols, int64_t mult, double scale, int64_t zero,
                      const std::optional<at::Tensor>& row_scale_in, const std::optional<OutGrid>& out_grid) {
   check_bits(bits);
   const at::Device device = packed_in.device();
@@ -156,7 +157,8 @@ at::Tensor spmm_impl(const at::Tensor& indptr_in, const at::Tensor& indices_in, 
   }
   const at::Tensor workspace =
       at::empty({static_cast<int64_t>(spmm_workspace_bytes(l))}, packed.options().dtype(at::kByte));
-  check_launch(launch_spmm(l, workspace.data_ptr(), stream()), out_grid.has_value() ? "qgnn::spmm_requant" : "qgnn::spmm");
+  check_launch(launch_spmm(l, workspace.data_ptr(), stream()),
+               out_grid.has_value() ? "qgnn::spmm_requant" : "qgnn::spmm");
   return out;
 }
 

@@ -149,7 +149,8 @@ void mode_pack(const Params& P) {
   const int64_t words = words_per_row(cols, bits);
   std::vector<uint32_t> out(rows * words);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t wi = 0; wi < words; ++wi) out[r * words + wi] = rows::pack_word(codes.data() + r * cols, cols, wi, bits);
+    for (int64_t wi = 0; wi < words; ++wi)
+      out[r * words + wi] = rows::pack_word(codes.data() + r * cols, cols, wi, bits);
   write_out(out);
 }
 

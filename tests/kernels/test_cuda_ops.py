@@ -35,7 +35,8 @@ def run_spmm(case: dict, device: str, out_grid=None) -> torch.Tensor:
     d = to(case, device)
     common = dict(mult=d["mult"], values=d["values"], row_scale=d["row_scale"])
     if out_grid is None:
-        out = kernels.spmm(d["indptr"], d["indices"], d["packed"], d["bits"], d["cols"], d["scale"], d["zero"], **common)
+        out = kernels.spmm(d["indptr"], d["indices"], d["packed"], d["bits"], d["cols"], d["scale"], d["zero"],
+                           **common)
     else:
         ob, oscale, ozero, omult, oskew = out_grid
         out = kernels.spmm_requant(d["indptr"], d["indices"], d["packed"], d["bits"], d["cols"], d["scale"],

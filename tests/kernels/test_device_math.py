@@ -209,7 +209,9 @@ def make_graph(kind: str, gen: torch.Generator) -> tuple[torch.Tensor, torch.Ten
 
 
 SPMM_GRIDS = [(1, 1, 0), (2, 1, 1), (2, 1, 3), (4, 1, 8), (8, 1, 128), (8, 1, 0), (2, BT_MULT, 128), (2, BT_MULT, 0)]
-OUT_GRIDS = [(2, 0.05, 1, 1, 0), (4, 0.02, 8, 1, 0), (8, 0.004, 128, 1, 0), (2, 0.01, 128, BT_MULT, 5), (1, 0.5, 1, 1, 0)]
+OUT_GRIDS = [
+    (2, 0.05, 1, 1, 0), (4, 0.02, 8, 1, 0), (8, 0.004, 128, 1, 0), (2, 0.01, 128, BT_MULT, 5), (1, 0.5, 1, 1, 0),
+]
 
 
 def max_vec(bits: int, weighted: bool) -> int:
