@@ -76,6 +76,15 @@ QGNN_HD void add_to(T* dst, T v) {
 #endif
 }
 
+// Four consecutive floats at a 16-byte aligned address.
+QGNN_HD void store4(float* dst, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<float4*>(dst) = make_float4(a, b, c, d);  // device: one 16-byte store
+#else
+  dst[0] = a; dst[1] = b; dst[2] = c; dst[3] = d;
+#endif
+}
+
 QGNN_HD void or_to(uint32_t* dst, uint32_t v) {
 #if defined(__CUDA_ARCH__)
   atomicOr(dst, v);  // device: neighbouring lanes may share an output word
@@ -193,6 +202,13 @@ QGNN_HD void chunk_epilogue(const ChunkAcc<BITS, VEC, WEIGHTED>& acc, const Spmm
   const int64_t f1 = (f0 + Acc::kCodes < p.cols) ? f0 + Acc::kCodes : p.cols;
   if (p.out_packed == nullptr) {
     float* dst = p.out + row * p.cols;
+    if (f1 - f0 == Acc::kCodes && p.cols % 4 == 0) {  // whole chunk, 16-byte aligned: vector stores
+      QGNN_UNROLL
+      for (int l = 0; l < Acc::kCodes; l += 4)
+        store4(dst + f0 + l, acc.value(l, p, degree, rs), acc.value(l + 1, p, degree, rs),
+               acc.value(l + 2, p, degree, rs), acc.value(l + 3, p, degree, rs));
+      return;
+    }
     QGNN_UNROLL
     for (int l = 0; l < Acc::kCodes; ++l)
       if (f0 + l < f1) dst[f0 + l] = acc.value(l, p, degree, rs);
