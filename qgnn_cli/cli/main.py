@@ -9,7 +9,10 @@ import typer
 
 from qgnn_cli import __version__
 from qgnn_cli.cli import data as data_cmd
+from qgnn_cli.cli import eval as eval_cmd
+from qgnn_cli.cli import export as export_cmd
 from qgnn_cli.cli import info as info_cmd
+from qgnn_cli.cli import quantize as quantize_cmd
 from qgnn_cli.cli.output import err_console
 from qgnn_cli.errors import QgnnError
 
@@ -42,6 +45,9 @@ def _root(
 
 app.command("info")(info_cmd.info)
 # Command groups register here, one line each.
+app.command("eval")(eval_cmd.evaluate)
+app.command("export")(export_cmd.export)
+app.command("quantize")(quantize_cmd.quantize)
 app.add_typer(data_cmd.app, name="data")
 
 

@@ -1,0 +1,71 @@
+"""`qgnn quantize`, `qgnn export` and `qgnn eval` end to end on the embedded Cora."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qgnn_cli.cli.main import main
+from qgnn_cli.train import TrainConfig, run_training
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fp32")
+    run_training(TrainConfig(model="smp", layers=3, epochs=10, hidden=16, lr=0.05, dropout=0.2), out)
+    return out / "model.pt"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_quantize_export_eval(capsys, fp32_model, tmp_path):
+    q = tmp_path / "q.pt"
+    code, out, _ = run(capsys, "quantize", fp32_model, "--bits", "4", "-o", q, "--json")
+    assert code == 0
+    ptq = json.loads(out)
+    assert {"fp32_test_acc", "ptq_test_acc", "bits"} <= ptq.keys() and q.is_file()
+
+    art = tmp_path / "q.qgnn"
+    code, out, _ = run(capsys, "export", q, "-o", art, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["file_bytes"] == art.stat().st_size and info["smaller_than_model_file"] > 4
+
+    code, out, _ = run(capsys, "eval", art, "--json")
+    packed = json.loads(out)
+    code2, out2, _ = run(capsys, "eval", q, "--json")
+    torch_eval = json.loads(out2)
+    assert code == code2 == 0 and packed["runtime"] == "packed" and torch_eval["runtime"] == "pytorch"
+    assert packed["test_acc"] == torch_eval["test_acc"] == pytest.approx(ptq["ptq_test_acc"])
+
+    code, out, _ = run(capsys, "export", q, "-o", tmp_path / "t.qgnn")  # the Rich table
+    assert code == 0 and "smaller" in out
+
+
+def test_export_refuses_a_full_precision_model(capsys, fp32_model, tmp_path):
+    code, _, err = run(capsys, "export", fp32_model, "-o", tmp_path / "x.qgnn")
+    assert code == 2 and "full-precision" in err
+
+
+def test_eval_refuses_a_corrupted_artefact(capsys, fp32_model, tmp_path):
+    q, art = tmp_path / "q.pt", tmp_path / "q.qgnn"
+    assert run(capsys, "quantize", fp32_model, "--bits", "2", "-o", q, "--json")[0] == 0
+    assert run(capsys, "export", q, "-o", art, "--json")[0] == 0
+    blob = bytearray(art.read_bytes())
+    blob[200] ^= 1
+    art.write_bytes(bytes(blob))
+    code, _, err = run(capsys, "eval", art)
+    assert code == 2 and "checksum" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_with_wrong_feature_count_is_a_clear_error(capsys, fp32_model, tmp_path, shared_datasets):
+    q, art = tmp_path / "q.pt", tmp_path / "q.qgnn"
+    run(capsys, "quantize", fp32_model, "--bits", "8", "-o", q, "--json")
+    run(capsys, "export", q, "-o", art, "--json")
+    code, _, err = run(capsys, "eval", art, "--dataset", "citeseer", "--data-root", shared_datasets)
+    assert code == 2 and "built for 1433 input features, the graph has 3703" in err
