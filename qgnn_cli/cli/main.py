@@ -13,6 +13,7 @@ from qgnn_cli.cli import eval as eval_cmd
 from qgnn_cli.cli import export as export_cmd
 from qgnn_cli.cli import info as info_cmd
 from qgnn_cli.cli import quantize as quantize_cmd
+from qgnn_cli.cli import train as train_cmd
 from qgnn_cli.cli.output import err_console
 from qgnn_cli.errors import QgnnError
 
@@ -48,6 +49,7 @@ app.command("info")(info_cmd.info)
 app.command("eval")(eval_cmd.evaluate)
 app.command("export")(export_cmd.export)
 app.command("quantize")(quantize_cmd.quantize)
+app.command("train")(train_cmd.train)
 app.add_typer(data_cmd.app, name="data")
 
 

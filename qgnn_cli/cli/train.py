@@ -1,0 +1,103 @@
+"""`qgnn train`: quantization-aware training. Parses options into a TrainConfig, calls
+``qgnn_cli.train.run_training`` and shows a progress bar and the final table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qgnn_cli.cli.output import console
+from qgnn_cli.errors import ConfigError
+from qgnn_cli.train import TrainConfig, run_training
+from qgnn_cli.train.metrics import fmt_pct
+
+
+def _site_bits(items: list[str] | None) -> dict[str, int] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        group, sep, bits = item.partition("=")
+        if not sep or not bits.strip().lstrip("-").isdigit():
+            raise ConfigError(f"--site-bits expects GROUP=BITS (e.g. weight=8), got {item!r}")
+        out[group.strip()] = int(bits)
+    return out
+
+
+def train(
+    dataset: Optional[str] = typer.Argument(None, help="Dataset name (cora, citeseer, pubmed, ...) or a path to an .npz graph."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (flags override it)."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder with the datasets (default $QGNN_DATA; Cora is embedded)."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of every site: 32 (off), 8, 4, 2 or 1."),
+    site_bits: Optional[list[str]] = typer.Option(None, "--site-bits", help="Per-group override GROUP=BITS; groups: input, weight, linear, agg, update. Repeatable."),
+    bt: Optional[str] = typer.Option(None, "--bt", help="2-bit truncation: none, bt or bt*."),
+    model: Optional[str] = typer.Option(None, "--model", help="smp (the paper's) or gcn (deep quantized GCN stack)."),
+    prop: Optional[str] = typer.Option(None, "--prop", help="smp, or appnp (no smoothness constraint; ablation)."),
+    smp_grad: Optional[str] = typer.Option(None, "--smp-grad", help="authors (A_hat dX) or exact (L dX) constraint step."),
+    constraint: Optional[bool] = typer.Option(None, "--constraint/--no-constraint", help="gcn: bound each layer's change energy (BDMM)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="K propagation steps (smp) or GCN depth (gcn)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of weights (default 0.01)."),
+    lr_alpha: Optional[float] = typer.Option(None, "--lr-alpha", help="Learning rate of the range multipliers (default 1e-4)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    lr_step: Optional[int] = typer.Option(None, "--lr-step", help="Decay the weight learning rate every this many epochs."),
+    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma"),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Default 0.8 (FP32) / 0.5 (quantized)."),
+    alpha_th: Optional[float] = typer.Option(None, "--alpha-th", help="Smoothness bound; default per bit width (METHOD.md §5)."),
+    eta_lambda: Optional[float] = typer.Option(None, "--eta-lambda"),
+    mu: Optional[float] = typer.Option(None, "--mu"),
+    eta: Optional[float] = typer.Option(None, "--eta"),
+    eta_s: Optional[float] = typer.Option(None, "--eta-s"),
+    gcn_lambda_lr: Optional[float] = typer.Option(None, "--gcn-lambda-lr", help="gcn: ascent rate of the per-layer multipliers."),
+    split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    runs: Optional[int] = typer.Option(None, "--runs", help="Seeds seed .. seed+runs-1; mean ± std reported."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for model.pt, metrics.json and checkpoints."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoints."),
+) -> None:
+    """Quantization-aware training with learned ranges and smoothness-aware propagation."""
+    given = {
+        "dataset": dataset, "data_root": data_root, "bits": bits, "site_bits": _site_bits(site_bits), "bt": bt,
+        "model": model, "prop": prop, "smp_grad": smp_grad, "constraint": constraint, "layers": layers,
+        "hidden": hidden, "epochs": epochs, "lr": lr, "lr_alpha": lr_alpha, "weight_decay": weight_decay,
+        "lr_step": lr_step, "lr_gamma": lr_gamma, "dropout": dropout, "alpha_th": alpha_th,
+        "eta_lambda": eta_lambda, "mu": mu, "eta": eta, "eta_s": eta_s, "gcn_lambda_lr": gcn_lambda_lr,
+        "split": split, "seed": seed, "runs": runs, "checkpoint_every": checkpoint_every,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    config = TrainConfig.from_toml(config_file, given) if config_file else TrainConfig.from_dict(given)
+    config = config.resolved()
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[int, int] = {}
+
+        def on_epoch(run: int, row: dict) -> None:
+            if run not in tasks:
+                tasks[run] = progress.add_task(f"seed {row['seed']}", total=row["epochs"], status="")
+            status = (f"loss {row['loss']:.3f}  val {100 * row['val_acc']:.1f}  test {100 * row['test_acc']:.1f}"
+                      f"  best val {100 * row['best_val_acc']:.1f} -> test {100 * row['test_at_best']:.1f}")
+            progress.update(tasks[run], completed=row["epoch"] + 1, status=status)
+
+        metrics = run_training(config, out, resume=resume, on_epoch=on_epoch)
+
+    table = Table(title=f"{config.dataset}: {config.model}, {config.layers} layers, bits {config.bits}"
+                  + (f" ({config.bt})" if config.bt != "none" else ""), title_justify="left")
+    for col in ("seed", "best epoch", "val acc", "test acc", "epoch time"):
+        table.add_column(col, justify="right")
+    for r in metrics["runs"]:
+        table.add_row(str(r["seed"]), str(r["best_epoch"]), f"{100 * r['best_val_acc']:.1f}",
+                      f"{100 * r['test_acc']:.1f}", f"{1000 * r['epoch_time_s']:.1f} ms")
+    s = metrics["summary"]
+    table.add_row("mean ± std", "", fmt_pct(s["best_val_acc"]), fmt_pct(s["test_acc"]),
+                  f"{1000 * s['epoch_time_s']['mean']:.1f} ms", style="bold")
+    console.print(table)
+    if out is not None:
+        console.print(f"model: {out / 'model.pt'}  metrics: {out / 'metrics.json'}")

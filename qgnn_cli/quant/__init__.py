@@ -1,0 +1,8 @@
+"""Quantization-aware training pieces: the QLR fake quantizer, its STE, BT/BT*, alpha search, QLinear."""
+
+from qgnn_cli.quant.bt import BT_MODES, skewness
+from qgnn_cli.quant.linear import QLinear
+from qgnn_cli.quant.qlr import OFF, QLRQuantizer, check_site_bits
+from qgnn_cli.quant.ste import centred_codes
+
+__all__ = ["BT_MODES", "OFF", "QLRQuantizer", "QLinear", "centred_codes", "check_site_bits", "skewness"]

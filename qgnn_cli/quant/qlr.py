@@ -1,0 +1,105 @@
+"""QLR: quantization with a learned range, one module per tensor site (METHOD.md §2).
+
+Range: ``lo = min(0, alpha * running_min)``, ``hi = max(0, alpha * running_max)``; scale and zero point
+from ``rounding.qparams`` (so BT's 8-bit fine grid comes from ``mult = 85``). The running min/max are
+buffers: set from the first training batch, then an exponential moving average of each training
+batch's min/max (momentum 0.1), frozen in eval mode. ``alpha`` is the site's only parameter,
+initialised by grid search on the first batch (``quant/init.py``) and then trained through the LSQ
+gradient of ``quant/ste.py``.
+
+A site with ``bits = 32`` is off: it passes tensors through and reports ``grid()[0] == 32``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qgnn_cli.kernels import rounding
+from qgnn_cli.quant.bt import bt_mult, check_bt, skew_of
+from qgnn_cli.quant.init import search_alpha
+from qgnn_cli.quant.ste import centred_codes
+
+OFF = 32
+MOMENTUM = 0.1
+# alpha is kept above this so a large learning rate cannot flip or collapse the range.
+MIN_ALPHA = 1e-3
+
+
+def check_site_bits(bits: int) -> int:
+    if bits != OFF:
+        rounding.check_bits(bits)
+    return bits
+
+
+class QLRQuantizer(nn.Module):
+    """Fake quantizer of one tensor site; ``bits`` in {1, 2, 4, 8} or 32 (off), ``bt`` in none/bt/bt*."""
+
+    def __init__(self, bits: int = OFF, bt: str = "none"):
+        super().__init__()
+        self.bits = check_site_bits(bits)
+        self.bt = check_bt(bt, bits) if bits != OFF else "none"
+        self.mult = bt_mult(self.bt)
+        self.alpha = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("running_min", torch.tensor(0.0))
+        self.register_buffer("running_max", torch.tensor(0.0))
+        self.register_buffer("skew", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @property
+    def enabled(self) -> bool:
+        return self.bits != OFF
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, bt={self.bt!r}" if self.enabled else "off"
+
+    # -- range ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _observe(self, x: torch.Tensor, total: int | None) -> None:
+        lo, hi = x.min().to(torch.float32), x.max().to(torch.float32)
+        if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
+            lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+        if not bool(self.initialized):
+            self.running_min.copy_(lo)
+            self.running_max.copy_(hi)
+            self.skew.fill_(skew_of(x, self.bt, total))
+            alpha = search_alpha(x, float(lo), float(hi), self.bits, self.mult, int(self.skew))
+            self.alpha.fill_(alpha)
+            self.initialized.fill_(True)
+        else:
+            self.running_min.lerp_(lo, MOMENTUM)
+            self.running_max.lerp_(hi, MOMENTUM)
+
+    def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale (differentiable in alpha) and zero point of the current range."""
+        if not bool(self.initialized):
+            raise RuntimeError("quantizer used in eval mode before any training batch set its range")
+        alpha = self.alpha.clamp(min=MIN_ALPHA)
+        return rounding.qparams(alpha * self.running_min, alpha * self.running_max, self.bits, self.mult)
+
+    def grid(self) -> tuple[int, float, int, int, int]:
+        """``(bits, scale, zero, mult, skew)`` of the frozen range, as python numbers (bits 32: off)."""
+        if not self.enabled:
+            return (OFF, 1.0, 0, 1, 0)
+        with torch.no_grad():
+            scale, zero = self.qparams()
+        return (self.bits, float(scale), int(zero), self.mult, int(self.skew))
+
+    # -- quantization --------------------------------------------------------------------------------
+    def codes(self, x: torch.Tensor, total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(centred, scale)`` with ``centred * scale`` the fake-quantized ``x``; centred holds integers.
+
+        Ops that sum codes (aggregation, matmul) use the pair so their sums are exact, as in the packed
+        kernels. ``total``: the number of elements ``x`` stands for when it holds only the nonzeros of a
+        sparse tensor (the range statistics count the zeros). Must not be called on an off site.
+        """
+        if self.training:
+            self._observe(x, total)
+        scale, zero = self.qparams()
+        return centred_codes(x, scale, zero, self.bits, self.mult, int(self.skew)), scale
+
+    def forward(self, x: torch.Tensor, total: int | None = None) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        centred, scale = self.codes(x, total)
+        return centred * scale

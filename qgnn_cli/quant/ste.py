@@ -1,0 +1,52 @@
+"""The straight-through estimator: integer-valued centred codes with LSQ gradients.
+
+Forward, for a grid ``(bits, scale, zero, mult, skew)`` (``kernels/rounding.py``)::
+
+    centred = mult * code(x) - zero          # float32 holding an integer; value = centred * scale
+
+Every quantized op in training multiplies ``centred`` by ``scale`` itself (after an exact integer
+sum, as the packed kernels do), so this function hands out ``centred`` and lets autograd see the
+``* scale``. Its backward is chosen so that the gradients of ``value = centred * scale`` are:
+
+* ``d value / d x = 1`` inside the grid's range ``[-zero * s, (L - zero) * s]`` (``L = mult * qmax``),
+  ``0`` outside (the masked straight-through estimator);
+* ``d value / d s = centred - x / s`` inside (LSQ's ``round(x/s) - x/s``: the true rounding error,
+  not the near-zero term the authors rebuild from the already-rounded output), ``centred`` outside.
+
+Since ``value = centred * s``, that means ``d centred / d x = mask / s`` and
+``d centred / d s = -mask * x / s**2``. LSQ's ``1/sqrt(n * qmax)`` gradient scaling is left out: the
+ranges are trained with Adam, which normalises each parameter's step anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qgnn_cli.kernels import rounding
+
+
+class CentredCodes(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale, zero, bits: int, mult: int, skew: int):
+        codes = rounding.quantize(x, scale, zero, bits, mult, skew)
+        centred = codes.to(torch.float32) * mult - zero
+        levels = mult * rounding.qmax_of(bits)
+        mask = (x >= -zero * scale) & (x <= (levels - zero) * scale)
+        ctx.save_for_backward(x, scale, mask)
+        return centred
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, scale, mask = ctx.saved_tensors
+        inside = grad * mask
+        grad_x = inside / scale if ctx.needs_input_grad[0] else None
+        grad_scale = None
+        if ctx.needs_input_grad[1]:
+            grad_scale = -(inside * x).sum() / (scale * scale)
+            grad_scale = grad_scale.reshape(scale.shape)
+        return grad_x, grad_scale, None, None, None, None
+
+
+def centred_codes(x, scale, zero, bits: int, mult: int = 1, skew: int = 0) -> torch.Tensor:
+    """``mult * code - zero`` as float32, with the STE/LSQ backward described in the module docstring."""
+    return CentredCodes.apply(x, scale, zero, bits, mult, skew)

@@ -1,0 +1,63 @@
+"""`qgnn train` end to end on the embedded Cora, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from qgnn_cli.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_train_on_embedded_cora_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "cora", "--bits", "4", "--epochs", "3", "--layers", "3", "--hidden", "16",
+                 "--checkpoint-every", "2", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "mean ± std" in captured.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["bits"] == 4 and metrics["dataset"]["nodes"] == 2708
+    assert len(metrics["runs"][0]) and (out / "model.pt").is_file()
+    assert (out / "runs" / "seed-0" / "checkpoint.pt").is_file()
+    # Resuming a finished run reads it back and trains nothing.
+    assert main(["train", "cora", "--bits", "4", "--epochs", "3", "--layers", "3", "--hidden", "16",
+                 "--checkpoint-every", "2", "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["runs"] == metrics["runs"]
+
+
+def test_toml_config(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('dataset = "cora"\nbits = 2\nbt = "bt*"\nepochs = 2\nlayers = 2\nhidden = 8\n')
+    assert main(["train", "--config", str(config), "--epochs", "1"]) == 0
+    assert "bits 2 (bt*)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bits", "3"], "unsupported bits 3"),
+    (["--layers", "0"], "layers must be positive"),
+    (["--bits", "4", "--bt", "bt*"], "needs --bits 2"),
+    (["--site-bits", "weight"], "GROUP=BITS"),
+    (["--resume"], "--resume needs --out"),
+])
+def test_bad_options_exit_2_with_one_line(args, message, capsys):
+    assert main(["train", "cora", "--epochs", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_dataset_without_labels_exits_2(tmp_path, capsys):
+    path = tmp_path / "unlabelled.npz"
+    np.savez(path, edges=np.array([[0, 1], [1, 2]]), features=np.eye(3, dtype=np.float32))
+    assert main(["train", str(path), "--epochs", "1"]) == 2
+    assert "label" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""SMP propagation: lambda fixed at 0 is APPNP; the multiplier and slack follow METHOD.md §4."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qgnn_cli.nn import GraphOperator, SitePlan, SMPParams, SMPPropagation, dirichlet_energy
+from tests.nn.graphs import ring_graph
+
+
+def pair(bits: int, bt: str = "none"):
+    g = ring_graph(30, 6)
+    op = GraphOperator.from_adj(g.adj)
+    plan = SitePlan(bits, bt)
+    smp = SMPPropagation(10, SMPParams(lambda_init=0.0, eta_lambda=0.0), plan)
+    appnp = SMPPropagation(10, SMPParams(mode="appnp"), plan)
+    return op, smp, appnp
+
+
+@pytest.mark.parametrize("bits,bt", [(32, "none"), (4, "none"), (2, "bt*")])
+def test_smp_with_lambda_fixed_at_zero_equals_appnp(bits, bt, seeded):
+    op, smp, appnp = pair(bits, bt)
+    h = torch.randn(30, 4, generator=seeded)
+    assert torch.equal(smp.train()(h, op), appnp.train()(h, op))  # also sets the ranges
+    missing, unexpected = appnp.load_state_dict(smp.state_dict(), strict=False)
+    assert not missing and all(".agg_dx." in k for k in unexpected)
+    with torch.no_grad():
+        assert torch.equal(smp.eval()(h, op), appnp.eval()(h, op))
+
+
+def test_multiplier_and_slack_updates_follow_the_formula(seeded):
+    g = ring_graph(25, 5)
+    op = GraphOperator.from_adj(g.adj)
+    p = SMPParams(alpha_th=0.05, eta_lambda=1e-3)
+    prop = SMPPropagation(3, p, SitePlan()).eval()
+    h = torch.randn(25, 3, generator=seeded)
+    trace: list = []
+    prop(h, op, trace)
+    # Step 0 by hand, from X^0 = H.
+    x = h
+    x_half = (1 - (1 + p.mu) * p.eta) * x + p.mu * p.eta * op.a_hat(x) + p.eta * h
+    dx = x_half - x
+    s = p.s_init + 2 * p.eta_s * p.lambda_init * p.s_init
+    lam = p.lambda_init + p.eta_lambda * (p.alpha_th * op.num_entries - s * s - float(dirichlet_energy(dx, op)))
+    assert trace[0] == pytest.approx((lam, s, float(dirichlet_energy(dx, op))))
+    assert len(trace) == 3
+
+
+def test_exact_gradient_variant_differs_from_the_authors(seeded):
+    g = ring_graph(25, 5)
+    op = GraphOperator.from_adj(g.adj)
+    h = torch.randn(25, 3, generator=seeded)
+    big = dict(lambda_init=0.5, eta_lambda=0.0)
+    authors = SMPPropagation(5, SMPParams(**big), SitePlan()).eval()(h, op)
+    exact = SMPPropagation(5, SMPParams(grad="exact", **big), SitePlan()).eval()(h, op)
+    assert not torch.allclose(authors, exact)
+
+
+def test_sites_are_listed_step_by_step():
+    prop = SMPPropagation(2, SMPParams(), SitePlan(4))
+    names = [n for n, _ in prop.sites()]
+    assert names[:5] == ["steps.0.agg_x.input", "steps.0.agg_x.output", "steps.0.agg_dx.input",
+                         "steps.0.agg_dx.output", "steps.0.update"]
+    assert len(names) == 10
+    assert len(SMPPropagation(2, SMPParams(mode="appnp"), SitePlan(4)).sites()) == 6

@@ -1,0 +1,106 @@
+"""The training loop: determinism, resume after an interruption, the model file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from qgnn_cli.errors import DataError, ModelFileError
+from qgnn_cli.nn import GraphOperator
+from qgnn_cli.train import TrainConfig, load_model, node_features, run_training
+from tests.nn.graphs import ring_graph
+
+GRAPH = ring_graph(60, 20, features=12, classes=3)
+SMALL = dict(hidden=8, layers=4, epochs=6, checkpoint_every=2, lr_step=2)
+
+
+def numbers(metrics: dict) -> list:
+    return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in metrics["runs"]]
+
+
+def states_equal(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_result(tmp_path):
+    config = TrainConfig(bits=2, bt="bt*", **SMALL)
+    a = run_training(config, tmp_path / "a", graph=GRAPH)
+    b = run_training(config, tmp_path / "b", graph=GRAPH)
+    assert numbers(a) == numbers(b)
+    ma, _ = load_model(tmp_path / "a" / "model.pt")
+    mb, _ = load_model(tmp_path / "b" / "model.pt")
+    assert states_equal(ma.state_dict(), mb.state_dict())
+    c = run_training(dataclasses.replace(config, seed=1), graph=GRAPH)
+    assert numbers(c) != numbers(a)
+
+
+@pytest.mark.parametrize("extra", [dict(bits=2, bt="bt*"), dict(bits=4, model="gcn", layers=3)])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, extra):
+    config = TrainConfig(**{**SMALL, **extra, "runs": 2})
+    full = run_training(config, tmp_path / "full", graph=GRAPH)
+
+    def kill(run: int, row: dict) -> None:
+        if run == 1 and row["epoch"] == 4:  # the checkpoint holds 4 epochs; epoch 4 is lost
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path / "cut", graph=GRAPH, on_epoch=kill)
+    resumed = run_training(config, tmp_path / "cut", graph=GRAPH, resume=True)
+    assert numbers(resumed) == numbers(full)
+    for seed in (0, 1):
+        a = torch.load(tmp_path / "full" / "runs" / f"seed-{seed}" / "checkpoint.pt", weights_only=True)
+        b = torch.load(tmp_path / "cut" / "runs" / f"seed-{seed}" / "checkpoint.pt", weights_only=True)
+        assert states_equal(a["model"], b["model"]) and a["epoch"] == b["epoch"] == 6
+    if extra.get("model") == "gcn":
+        assert float(a["model"]["multipliers"].abs().sum()) >= 0.0
+
+
+def test_model_file_round_trip_and_metrics(tmp_path):
+    config = TrainConfig(bits=4, **SMALL)
+    metrics = run_training(config, tmp_path, graph=GRAPH)
+    model, loaded = load_model(tmp_path / "model.pt")
+    assert loaded == config.resolved() and not model.training
+    data = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert data["format"] == "qgnn-model" and data["version"] == 1
+    assert [s["name"] for s in data["extra"]["sites"]][:3] == ["mlp.lin1.input", "mlp.lin1.weight", "mlp.lin1.output"]
+    assert all(s["bits"] == 4 for s in data["extra"]["sites"])
+    op = GraphOperator.from_adj(GRAPH.adj)
+    with torch.no_grad():
+        acc = float((model(node_features(GRAPH, loaded), op).argmax(1) == GRAPH.y)[GRAPH.test_mask].float().mean())
+    assert acc == pytest.approx(metrics["runs"][0]["test_acc"])
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["summary"]["runs"] == 1 and on_disk["config"]["bits"] == 4
+
+
+def test_bad_model_files_are_refused(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a readable"):
+        load_model(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(ModelFileError, match="not a qgnn model"):
+        load_model(other)
+    newer = tmp_path / "newer.pt"
+    torch.save({"format": "qgnn-model", "version": 99}, newer)
+    with pytest.raises(ModelFileError, match="version 99"):
+        load_model(newer)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_graph_without_labels_is_refused():
+    unlabelled = dataclasses.replace(GRAPH, y=None)
+    with pytest.raises(DataError, match="no labels"):
+        run_training(TrainConfig(**SMALL), graph=unlabelled)
+
+
+def test_deep_gcn_multipliers_rise_under_violation():
+    config = TrainConfig(model="gcn", layers=3, hidden=8, epochs=3, alpha_th=0.0, gcn_lambda_lr=1.0)
+    from qgnn_cli.train import train_model
+
+    _, model = train_model(config, GRAPH)
+    assert bool((model.multipliers > 0).all())
