@@ -8,6 +8,7 @@ import sys
 import typer
 
 from qgnn_cli import __version__
+from qgnn_cli.cli import bench as bench_cmd
 from qgnn_cli.cli import data as data_cmd
 from qgnn_cli.cli import eval as eval_cmd
 from qgnn_cli.cli import export as export_cmd
@@ -46,6 +47,7 @@ def _root(
 
 app.command("info")(info_cmd.info)
 # Command groups register here, one line each.
+app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.evaluate)
 app.command("export")(export_cmd.export)
 app.command("quantize")(quantize_cmd.quantize)

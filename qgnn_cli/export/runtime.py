@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from qgnn_cli.errors import DataError, ModelFileError
 from qgnn_cli.export.format import read_artifact
 from qgnn_cli.export.graph import PackedGraph
+from qgnn_cli.export.lut import CodeMap
 from qgnn_cli.export.pack_model import KIND, check_grid_entry
 from qgnn_cli.export.siteops import Grid, StageClock, dequant, fake_quant, no_clock
 from qgnn_cli.kernels import gemm, spmm, spmm_requant, words_per_row
@@ -53,6 +54,7 @@ class PackedModel:
         self.tensors = tensors
         self.meta = meta
         self._weights = {path: self._weight_args(path) for path in self.linears}
+        self.code_maps = self._code_maps() if self.kind == "gcn" else {}
         c = self.config
         self.smp_params = SMPParams(
             mu=float(c["mu"]), eta=float(c["eta"]), eta_s=float(c["eta_s"]), eta_lambda=float(c["eta_lambda"]),
@@ -144,13 +146,16 @@ class PackedModel:
                 raise DataError(f"a node of degree {g.max_degree} would overflow the 32-bit accumulator")
 
     # -- ops --------------------------------------------------------------------------------------------
-    def _linear(self, path: str, x: torch.Tensor, clock) -> torch.Tensor:
-        """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward."""
+    def _linear(self, path: str, x: torch.Tensor | None, clock, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward (``codes``: ``x`` already on the input grid)."""
         a_grid, w_grid, o_grid = (self.grids[f"{path}.{s}"] for s in ("input", "weight", "output"))
         w = self._weights[path]
         if self.linears[path]["packed"]:
-            with clock("requant"):
-                a = a_grid.pack(x)
+            if codes is not None:
+                a = codes
+            else:
+                with clock("requant"):
+                    a = a_grid.pack(x)
             with clock("gemm"):
                 out = gemm(a, a_grid.bits, w["k"], a_grid.scale, a_grid.zero, w["weight"], w_grid.bits,
                            w["w_scale"], w["w_zero"], a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
@@ -164,8 +169,9 @@ class PackedModel:
         with clock("requant"):
             return fake_quant(out, o_grid, inplace=True)
 
-    def _aggregate(self, prefix: str, x: torch.Tensor, g: PackedGraph, clock, inplace: bool = False) -> torch.Tensor:
-        """``Q_out(D^-1/2 (A+I) Q_in(D^-1/2 x))``: QAggregate's eval forward."""
+    def _aggregate(self, prefix: str, x: torch.Tensor, g: PackedGraph, clock, inplace: bool = False,
+                   packed_out: bool = False) -> torch.Tensor:
+        """``Q_out(D^-1/2 (A+I) Q_in(D^-1/2 x))``: QAggregate's eval forward (``packed_out``: the codes)."""
         in_grid, out_grid = self.grids[f"{prefix}.input"], self.grids[f"{prefix}.output"]
         cols = x.shape[1]
         with clock("requant"):
@@ -184,6 +190,8 @@ class PackedModel:
         with clock("aggregation"):
             packed = spmm_requant(*args, out_grid.bits, out_grid.scale, out_grid.zero, mult=in_grid.mult,
                                   out_mult=out_grid.mult, out_skew=out_grid.skew, row_scale=g.dinv, check=False)
+        if packed_out:
+            return packed
         with clock("requant"):
             return dequant(packed, out_grid, cols)
 
@@ -214,18 +222,36 @@ class PackedModel:
     def predict(self, graph, x: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         return self.forward(graph, x, **kwargs).argmax(dim=1)
 
+    def _code_maps(self) -> dict[int, CodeMap]:
+        """Layer i's aggregated codes -> the next linear's input codes, where every site on the way is on."""
+        maps = {}
+        for i in range(self.layers):
+            nxt = f"layers.{i + 1}.lin" if i + 1 < self.layers else "lin_out"
+            src, upd = self.grids[f"layers.{i}.agg.output"], self.grids[f"layers.{i}.update"]
+            dst = self.grids[f"{nxt}.input"]
+            if (self.grids[f"layers.{i}.agg.input"].enabled and src.enabled and upd.enabled and dst.enabled
+                    and src.bits == dst.bits and self.linears[nxt]["packed"]):
+                maps[i] = CodeMap(src, self.tensors[f"layers.{i}.bias"], upd, dst)
+        return maps
+
     def _forward_gcn(self, g: PackedGraph, x: torch.Tensor, clock) -> torch.Tensor:
         h = self._linear("lin_in", x, clock)
         with clock("other"):
             h = F.relu(h, inplace=True)
+        codes = None
         for i in range(self.layers):
-            t = self._linear(f"layers.{i}.lin", h, clock)
+            t = self._linear(f"layers.{i}.lin", h, clock, codes)
+            if i in self.code_maps:  # aggregate into packed codes and map them to the next linear's input
+                packed = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True, packed_out=True)
+                with clock("requant"):
+                    h, codes = None, self.code_maps[i].apply(packed)
+                continue
             a = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True)
             with clock("other"):
                 a = F.relu(a.add_(self.tensors[f"layers.{i}.bias"]), inplace=True)
             with clock("requant"):
-                h = fake_quant(a, self.grids[f"layers.{i}.update"], inplace=True)
-        return self._linear("lin_out", h, clock)
+                h, codes = fake_quant(a, self.grids[f"layers.{i}.update"], inplace=True), None
+        return self._linear("lin_out", h, clock, codes)
 
     def _forward_smp(self, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
         z = self._linear("mlp.lin1", x, clock)

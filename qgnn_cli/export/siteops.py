@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qgnn_cli.kernels import quantize_pack, rounding, unpack
+from qgnn_cli.kernels import rounding, unpack
 from qgnn_cli.quant import OFF
 
 STAGES = ("gemm", "aggregation", "requant", "other")
@@ -45,7 +45,11 @@ class Grid:
         return torch.tensor(self.scale, dtype=torch.float32)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return quantize_pack(x, self.bits, self.scale, self.zero, self.mult, self.skew)
+        """``kernels.quantize_pack`` without its per-call NaN scan (an extra pass over ``x``): the grid
+        was checked once at load, and ``x`` comes from the model's own float32 ops."""
+        if x.dtype != torch.float32 or x.dim() != 2:
+            raise ValueError(f"expected 2-D float32 activations, got {x.dtype} {tuple(x.shape)}")
+        return torch.ops.qgnn.quantize_pack(x.contiguous(), self.bits, self.scale, self.zero, self.mult, self.skew)
 
 
 def fake_quant(x: torch.Tensor, grid: Grid, inplace: bool = False) -> torch.Tensor:
