@@ -127,6 +127,7 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
   g.out = out.data_ptr<float>();
+  advise_huge_pages(g.out, static_cast<size_t>(out.nbytes()));
 
   using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
   Fn fn = &gemm_rows_generic;
@@ -135,7 +136,10 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
     else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
   }
   const size_t scratch_bytes = gemm_scratch_bytes(g);
-  at::parallel_for(0, (n + kTileRows - 1) / kTileRows, 1, [&](int64_t t0, int64_t t1) {
+  // At least ~4M multiply-adds per parallel chunk, so small products run inline.
+  const int64_t tile_macs = kTileRows * std::max<int64_t>(k, 1) * o;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 22) / tile_macs);
+  at::parallel_for(0, (n + kTileRows - 1) / kTileRows, grain, [&](int64_t t0, int64_t t1) {
     std::vector<uint8_t> buf(scratch_bytes + 64);
     void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
     for (int64_t t = t0; t < t1; ++t) fn(g, t * kTileRows, std::min(n, (t + 1) * kTileRows), scratch);

@@ -176,6 +176,15 @@ std::vector<int64_t> split_rows(const int64_t* indptr, int64_t rows, int64_t tas
   return bounds;
 }
 
+// Enough tasks to balance the threads (16 per thread), none smaller than ~64k edges of work: a small
+// graph (Cora) runs inline, without waking (or, on a busy machine, waiting for) a second thread.
+int64_t num_tasks(const int64_t* indptr, int64_t rows) {
+  constexpr int64_t kMinTaskCost = 1 << 16;
+  const int64_t threads = at::get_num_threads();
+  const int64_t cost = indptr[rows] + 4 * rows;
+  return std::max<int64_t>(1, std::min<int64_t>(threads > 1 ? threads * 16 : 1, cost / kMinTaskCost));
+}
+
 using RowsFn = int64_t (*)(const SpmmArgs&, int64_t, int64_t, void*);
 
 RowsFn pick_spmm() {
@@ -245,8 +254,7 @@ Inputs prepare(SpmmArgs& a, const at::Tensor& indptr_in, const at::Tensor& indic
 
 void run_rows(const SpmmArgs& a, int64_t rows, RowsFn fn) {
   if (rows == 0) return;
-  const int64_t threads = at::get_num_threads();
-  const std::vector<int64_t> bounds = split_rows(a.indptr, rows, threads > 1 ? threads * 16 : 1);
+  const std::vector<int64_t> bounds = split_rows(a.indptr, rows, num_tasks(a.indptr, rows));
   const int64_t tasks = static_cast<int64_t>(bounds.size()) - 1;
   const size_t scratch_bytes = spmm_scratch_bytes(a);
   std::atomic<int64_t> bad{0};
@@ -269,6 +277,7 @@ at::Tensor spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const c
   const int64_t rows = keep.indptr.numel() - 1;
   at::Tensor out = at::empty({rows, cols}, packed.options().dtype(at::kFloat));
   a.out = out.data_ptr<float>();
+  advise_huge_pages(a.out, static_cast<size_t>(out.nbytes()));
   run_rows(a, rows, pick_spmm());
   return out;
 }
@@ -288,6 +297,7 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
   at::Tensor out = at::empty({rows, ow}, packed.options().dtype(at::kInt));
   a.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   a.out_words = ow;
+  advise_huge_pages(a.out_packed, static_cast<size_t>(out.nbytes()));
   a.out_grid = Grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
                     static_cast<int>(out_mult), static_cast<int>(out_skew)};
   run_rows(a, rows, pick_spmm());
@@ -302,8 +312,7 @@ at::Tensor gather_floor_cpu(const at::Tensor& indptr, const at::Tensor& indices,
   at::Tensor out = at::empty({rows}, packed.options().dtype(at::kInt));
   uint32_t* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   if (rows == 0) return out;
-  const int64_t threads = at::get_num_threads();
-  const std::vector<int64_t> bounds = split_rows(a.indptr, rows, threads > 1 ? threads * 16 : 1);
+  const std::vector<int64_t> bounds = split_rows(a.indptr, rows, num_tasks(a.indptr, rows));
   const int64_t tasks = static_cast<int64_t>(bounds.size()) - 1;
   using FloorFn = int64_t (*)(const SpmmArgs&, int64_t, int64_t, uint32_t*);
   const FloorFn fn = selected_isa() == Isa::Avx512 ? &gather_floor_rows_avx512

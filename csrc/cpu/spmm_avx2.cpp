@@ -32,7 +32,11 @@ inline V v_unpackhi16(V a, V b) { return _mm256_unpackhi_epi16(a, b); }
 inline M v_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
 inline V v_load(const uint32_t* p, M m) { return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), m); }
 inline void v_store(void* p, V x) { _mm256_store_si256(static_cast<__m256i*>(p), x); }
-inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+// A volatile asm, not _mm_prefetch: GCC treats __builtin_prefetch as free of side effects, marks a
+// non-inlined caller "const" and deletes the call (no prefetch reached the binary that way).
+__attribute__((always_inline)) inline void prefetch(const void* p) {
+  __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+}
 
 inline void add8(int32_t* acc, __m256i x, bool first) {
   __m256i* p = reinterpret_cast<__m256i*>(acc);

@@ -32,7 +32,11 @@ inline V v_unpackhi16(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
 inline M v_mask(int n) { return static_cast<M>((1u << n) - 1u); }
 inline V v_load(const uint32_t* p, M m) { return _mm512_maskz_loadu_epi32(m, p); }
 inline void v_store(void* p, V x) { _mm512_store_si512(p, x); }
-inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+// A volatile asm, not _mm_prefetch: GCC treats __builtin_prefetch as free of side effects, marks a
+// non-inlined caller "const" and deletes the call (no prefetch reached the binary that way).
+__attribute__((always_inline)) inline void prefetch(const void* p) {
+  __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+}
 
 inline void add_u8x16(int32_t* acc, const uint8_t* b, bool first) {
   const __m512i x = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
@@ -75,7 +79,11 @@ void quantize_row(const float* y, int64_t cols, const Grid& g, uint32_t* dst, in
     const __m512i q = quantize16(_mm512_maskz_loadu_ps(m, y + f), g);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + f), _mm512_cvtepi32_epi8(q));
   }
-  for (int64_t f = cols; f < ncodes + 64; ++f) codes[f] = 0;
+  const int64_t zend = (ncodes + 63) & ~int64_t(63);  // the packers below read whole 64-code blocks
+  for (int64_t b = cols; b < zend; b += 64) {
+    const int64_t n = zend - b;
+    _mm512_mask_storeu_epi8(codes + b, n >= 64 ? ~0ULL : ((1ULL << n) - 1ULL), _mm512_setzero_si512());
+  }
   uint8_t* out = reinterpret_cast<uint8_t*>(dst);
   const int64_t nbytes = words * 4;
   if (g.bits == 8) {
