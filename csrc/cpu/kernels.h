@@ -39,7 +39,8 @@ struct SpmmArgs {
   float scale;
   int zero;
   const float* row_scale;  // [num_rows] or nullptr
-  // Output: float rows (out != nullptr, row stride cols) or re-quantised packed rows.
+  // Output: float rows (requant == false, row stride cols) or re-quantised packed rows.
+  bool requant;
   float* out;
   uint32_t* out_packed;  // [num_rows, out_words]
   int64_t out_words;

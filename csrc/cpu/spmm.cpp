@@ -57,7 +57,7 @@ void add_weighted(float* acc, const uint32_t* row, int64_t words, float w, int m
 
 // The row epilogue shared by the generic path: float row y -> out (float) or packed codes.
 static void finish_row_generic(const SpmmArgs& a, int64_t i, const float* y) {
-  if (a.out != nullptr) {
+  if (!a.requant) {
     std::memcpy(a.out + i * a.cols, y, sizeof(float) * a.cols);
     return;
   }
@@ -297,6 +297,7 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
   at::Tensor out = at::empty({rows, ow}, packed.options().dtype(at::kInt));
   a.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   a.out_words = ow;
+  a.requant = true;
   advise_huge_pages(a.out_packed, static_cast<size_t>(out.nbytes()));
   a.out_grid = Grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
                     static_cast<int>(out_mult), static_cast<int>(out_skew)};

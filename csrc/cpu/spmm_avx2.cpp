@@ -112,7 +112,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
       continue;
     }
     const __m256 vrs = _mm256_set1_ps(a.row_scale ? a.row_scale[i] : 1.0f);
-    float* yrow = a.out ? a.out + i * a.cols : y;
+    float* yrow = a.requant ? y : a.out + i * a.cols;
     if (a.values == nullptr) {
       int64_t deg = 0;
       switch (a.bits) {
@@ -138,7 +138,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
         _mm256_maskstore_ps(yrow + f, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(facc + f, m), vscale), vrs));
       }
     }
-    if (a.out == nullptr) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    if (a.requant) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
   }
   return bad;
 }

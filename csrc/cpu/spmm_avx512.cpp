@@ -135,7 +135,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
       continue;
     }
     const __m512 vrs = _mm512_set1_ps(a.row_scale ? a.row_scale[i] : 1.0f);
-    float* yrow = a.out ? a.out + i * a.cols : y;
+    float* yrow = a.requant ? y : a.out + i * a.cols;
     if (a.values == nullptr) {
       int64_t deg = 0;
       switch (a.bits) {
@@ -161,7 +161,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
         _mm512_mask_storeu_ps(yrow + f, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, facc + f), vscale), vrs));
       }
     }
-    if (a.out == nullptr) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    if (a.requant) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
   }
   return bad;
 }
