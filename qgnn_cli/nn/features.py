@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,6 @@ class SparseFeatures:
     def with_values(self, values: torch.Tensor) -> "SparseFeatures":
         return SparseFeatures(self.rows, self.cols, values, self.shape)
 
-    def dropout(self, p: float, training: bool) -> "SparseFeatures":
-        return self.with_values(F.dropout(self.values, p, training))
-
     def to_dense(self) -> torch.Tensor:
         out = torch.zeros(self.shape, dtype=self.values.dtype)
         out[self.rows, self.cols] = self.values
@@ -54,7 +50,3 @@ def maybe_sparse(x: torch.Tensor, max_density: float = 0.25) -> torch.Tensor | S
         return SparseFeatures.from_dense(x)
     return x
 
-
-def dropout(x, p: float, training: bool):
-    """``F.dropout`` for dense tensors and :class:`SparseFeatures` (on the nonzeros)."""
-    return x.dropout(p, training) if isinstance(x, SparseFeatures) else F.dropout(x, p, training)

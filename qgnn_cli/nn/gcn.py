@@ -4,6 +4,9 @@
     h_{l+1} = Q_update(ReLU(A(QLinear_l(h_l)) + b_l))        l = 0 .. L-1, each with its own weights
     out     = QLinear(hidden -> classes)(dropout(h_L))
 
+(each dropout inside its QLinear, after the input quantizer; lin_in's ReLU before its output
+quantizer: ``quant/linear.py``).
+
 ``A`` is the quantized aggregation (``nn/aggregate.py``); each ``QLinear_l`` has no bias of its own,
 ``b_l`` is added after aggregation, as in ``GCNConv``. Dropout sits only at the two ends: per-layer
 dropout makes a 64-layer stack untrainable before any smoothness effect can be seen.
@@ -24,7 +27,6 @@ from torch import nn
 
 from qgnn_cli.nn.aggregate import QAggregate
 from qgnn_cli.nn.energy import dirichlet_energy
-from qgnn_cli.nn.features import dropout
 from qgnn_cli.nn.operator import GraphOperator
 from qgnn_cli.nn.sites import SitePlan
 from qgnn_cli.quant import QLinear, QLRQuantizer
@@ -55,12 +57,12 @@ class DeepGCN(nn.Module):
     def __init__(self, in_features: int, hidden: int, num_classes: int, layers: int, dropout: float,
                  plan: SitePlan, constraint: bool = False, alpha_th: float = 0.1, lambda_lr: float = 0.01):
         super().__init__()
-        self.dropout, self.constraint, self.alpha_th, self.lambda_lr = dropout, constraint, alpha_th, lambda_lr
+        self.constraint, self.alpha_th, self.lambda_lr = constraint, alpha_th, lambda_lr
         self.lin_in = QLinear(in_features, hidden, input_q=plan.make("input"), weight_q=plan.make("weight"),
-                              output_q=plan.make("linear"))
+                              output_q=plan.make("linear"), dropout=dropout, relu=True)
         self.layers = nn.ModuleList(QGCNLayer(hidden, plan) for _ in range(layers))
         self.lin_out = QLinear(hidden, num_classes, input_q=plan.make("linear"), weight_q=plan.make("weight"),
-                               output_q=plan.make("linear"))
+                               output_q=plan.make("linear"), dropout=dropout)
         self.register_buffer("multipliers", torch.zeros(layers))
         self._violations: list[torch.Tensor] = []
 
@@ -73,13 +75,13 @@ class DeepGCN(nn.Module):
 
     def forward(self, x: torch.Tensor, op: GraphOperator) -> torch.Tensor:
         self._violations = []
-        h = F.relu(self.lin_in(dropout(x, self.dropout, self.training)))
+        h = self.lin_in(x)
         for layer in self.layers:
             nxt = layer(h, op)
             if self.constraint and self.training:
                 self._violations.append(dirichlet_energy(nxt - h, op) / op.num_entries - self.alpha_th)
             h = nxt
-        return F.log_softmax(self.lin_out(F.dropout(h, self.dropout, self.training)), dim=-1)
+        return F.log_softmax(self.lin_out(h), dim=-1)
 
     def penalty(self) -> torch.Tensor | float:
         """sum_l lambda_l * (E_l / |E| - alpha_th) of the last training forward (0 without constraint)."""

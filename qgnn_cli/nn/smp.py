@@ -13,6 +13,9 @@ forward pass, step k does::
     lambda = lambda + eta_lambda * (alpha_th * |E| - s * s - E_k)
 
 ``A(X)`` and ``A(dX)`` are separate aggregation sites (their ranges differ by orders of magnitude).
+The last step's update site is off: its output is the model's output, which the packed runtime hands
+back in float; quantizing it only creates ties in the arg-max (at 2 bits every class score has one of
+four values, and Cora INT2-BT* lost 6 points to them).
 lambda and s are python floats (float64): multipliers of the constrained problem, updated by ascent,
 not trained, so no gradient flows through them. ``mode="appnp"`` drops the constraint step:
 ``X = Q_update(X_half)``, which with mu = 9, eta = 0.1 is APPNP with teleport 0.1.
@@ -95,11 +98,11 @@ def smp_propagate(
 class PropStep(nn.Module):
     """The quantizer sites of one step: A(X), A(dX) (SMP only) and the update."""
 
-    def __init__(self, plan: SitePlan, with_dx: bool):
+    def __init__(self, plan: SitePlan, with_dx: bool, last: bool):
         super().__init__()
         self.agg_x = QAggregate(plan.make("agg"), plan.make("agg"))
         self.agg_dx = QAggregate(plan.make("agg"), plan.make("agg")) if with_dx else None
-        self.update = plan.make("update")
+        self.update = QLRQuantizer() if last else plan.make("update")
 
     def sites(self) -> list[tuple[str, QLRQuantizer]]:
         out = [(f"agg_x.{n}", q) for n, q in self.agg_x.sites()]
@@ -116,7 +119,7 @@ class SMPPropagation(nn.Module):
         if params.grad not in GRAD_MODES:
             raise ValueError(f"unknown SMP gradient {params.grad!r}: expected one of {GRAD_MODES}")
         self.params = params
-        self.steps = nn.ModuleList(PropStep(plan, params.mode == "smp") for _ in range(steps))
+        self.steps = nn.ModuleList(PropStep(plan, params.mode == "smp", k == steps - 1) for k in range(steps))
 
     def sites(self) -> list[tuple[str, QLRQuantizer]]:
         """Every step's sites, step by step, in forward order (see :class:`PropStep`)."""

@@ -28,22 +28,28 @@ from qgnn_cli.kernels import rounding
 class CentredCodes(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, scale, zero, bits: int, mult: int, skew: int):
-        codes = rounding.quantize(x, scale, zero, bits, mult, skew)
-        centred = codes.to(torch.float32) * mult - zero
-        levels = mult * rounding.qmax_of(bits)
-        mask = (x >= -zero * scale) & (x <= (levels - zero) * scale)
-        ctx.save_for_backward(x, scale, mask)
+        # rounding.quantize's steps, kept in float32 (every intermediate is a small integer, so the
+        # values are the same as going through uint8 codes; tests compare with rounding.fake_quantize).
+        qmax = rounding.qmax_of(bits)
+        levels = mult * qmax
+        t = x / scale
+        base = torch.clamp(torch.round(t) + zero, 0.0, float(levels))
+        if mult != 1 or skew != 0:
+            centred = torch.clamp(torch.round((base + skew) / mult), 0.0, float(qmax)) * mult - zero
+        else:
+            centred = base - zero
+        mask = (t >= -zero) & (t <= levels - zero)  # x inside [lo, hi] = [-zero * s, (levels - zero) * s]
+        ctx.save_for_backward(t, scale, mask)
         return centred
 
     @staticmethod
     def backward(ctx, grad):
-        x, scale, mask = ctx.saved_tensors
+        t, scale, mask = ctx.saved_tensors
         inside = grad * mask
         grad_x = inside / scale if ctx.needs_input_grad[0] else None
         grad_scale = None
-        if ctx.needs_input_grad[1]:
-            grad_scale = -(inside * x).sum() / (scale * scale)
-            grad_scale = grad_scale.reshape(scale.shape)
+        if ctx.needs_input_grad[1]:  # -mask * x / s^2 = -mask * t / s
+            grad_scale = (-(inside * t).sum() / scale).reshape(scale.shape)
         return grad_x, grad_scale, None, None, None, None
 
 

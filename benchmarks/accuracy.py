@@ -1,0 +1,272 @@
+"""Accuracy benchmark: datasets x bit widths x depths x seeds, written to benchmarks/RESULTS.md.
+
+    python benchmarks/accuracy.py --jobs 2                       # the full grid (hours on 2 cores)
+    python benchmarks/accuracy.py --datasets cora --layers 10    # a slice
+    python benchmarks/accuracy.py --render-only                  # rebuild the table from the log
+
+Every finished run (one seed of one cell) is appended to a JSON-lines log as soon as it ends, so an
+interrupted benchmark keeps its results and a rerun skips what is done. Each worker process trains
+with one torch thread (the runs are independent; several single-threaded processes use the cores
+better than one multi-threaded one on small graphs). The RESULTS.md section between the
+``<!-- BEGIN accuracy -->`` / ``<!-- END accuracy -->`` markers is rewritten from the log; the rest of
+the file is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+LOG = HERE / "results" / "accuracy.jsonl"
+BEGIN, END = "<!-- BEGIN accuracy -->", "<!-- END accuracy -->"
+
+# Bit-width configurations: TrainConfig fields. The paper's per-config defaults (dropout, alpha_th)
+# come from TrainConfig.resolved(); anything set here on top of them is a deviation, listed in RESULTS.md.
+CONFIGS = {
+    "FP32": {"bits": 32},
+    "INT8": {"bits": 8},
+    "INT4": {"bits": 4},
+    "INT2": {"bits": 2},
+    "INT2-BT": {"bits": 2, "bt": "bt"},
+    "INT2-BT*": {"bits": 2, "bt": "bt*"},
+}
+DEFAULT_CONFIGS = ("FP32", "INT8", "INT4", "INT2", "INT2-BT*")
+# The deep weighted stack, plain vs. constrained (beyond the paper), shown for contrast.
+GCN_VARIANTS = {"GCN (plain)": {"model": "gcn", "constraint": False},
+                "GCN + energy bound": {"model": "gcn", "constraint": True}}
+TARGETS = {"FP32": 82.8, "INT8": 82.1, "INT4": 81.0, "INT2-BT*": 77.8}
+
+
+def cell_key(row: dict) -> tuple:
+    return (row["dataset"], row["variant"], row["config"], row["layers"], row["seed"])
+
+
+def run_one(task: dict) -> dict:
+    """Train one seed of one cell in this (worker) process; returns the log row."""
+    import torch
+
+    torch.set_num_threads(1)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from qgnn_cli.train import TrainConfig, run_training
+
+    fields = {**CONFIGS[task["config"]], **task["overrides"], "dataset": task["dataset"],
+              "data_root": task["data_root"], "layers": task["layers"], "seed": task["seed"],
+              "split": task["split"], "epochs": task["epochs"], "runs": 1}
+    start = time.perf_counter()
+    metrics = run_training(TrainConfig.from_dict(fields))
+    run = metrics["runs"][0]
+    return {**{k: task[k] for k in ("dataset", "variant", "config", "layers", "seed", "split", "epochs")},
+            "overrides": task["overrides"], "test_acc": run["test_acc"], "best_val_acc": run["best_val_acc"],
+            "best_epoch": run["best_epoch"], "epoch_time_s": run["epoch_time_s"],
+            "wall_s": time.perf_counter() - start}
+
+
+def timing_path(log: Path) -> Path:
+    return log.with_name(log.stem + "-timing.json")
+
+
+def read_timing(log: Path) -> dict:
+    path = timing_path(log)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def time_epochs(dataset: str, data_root: str, layers: int, configs: list[str], steps: int = 15) -> dict:
+    """Median training-step time per config, the configs interleaved step by step in this process
+    (one thread), so that load from other jobs hits them alike. Returns {config: seconds}."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    from qgnn_cli.nn import GraphOperator, maybe_sparse
+    from qgnn_cli.train import TrainConfig, load_dataset, model_from_config, node_features
+
+    base = TrainConfig(dataset=dataset, data_root=data_root, layers=layers)
+    graph = load_dataset(base)
+    op = GraphOperator.from_adj(graph.adj)
+    mask = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    mask[: graph.num_nodes // 10] = True
+    setups = {}
+    for name in configs:
+        config = TrainConfig.from_dict({**base.to_dict(), **CONFIGS[name]}).resolved()
+        model = model_from_config(config, graph.num_features, graph.num_classes)
+        setups[name] = (model, torch.optim.Adam(model.parameters(), lr=0.01), maybe_sparse(node_features(graph, config)))
+    times: dict = {name: [] for name in configs}
+    for step in range(steps + 1):
+        for name, (model, opt, x) in setups.items():
+            start = time.perf_counter()
+            model.train()
+            opt.zero_grad()
+            F.nll_loss(model(x, op)[mask], graph.y[mask]).backward()
+            opt.step()
+            if step:  # the first step also searches the quantizers' ranges
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+# -- the table -------------------------------------------------------------------------------------
+def _stats(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return mean, std
+
+
+def _cells(rows: list[dict]) -> dict:
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["dataset"], r["variant"], r["config"], r["layers"]), []).append(r)
+    return cells
+
+
+def render_timing(timing: dict) -> list[str]:
+    if not timing:
+        return []
+    configs = list(next(iter(timing.values())))
+    out = ["### Epoch time, FP32 vs quantized", "",
+           "Median training step (forward + backward + Adam), the configurations interleaved step by step in"
+           " one single-threaded process so that load from other jobs hits them alike.", "",
+           "| dataset | K | " + " | ".join(configs) + " | worst quantized / FP32 |", "|---|---|" + "---|" * (len(configs) + 1)]
+    for key, t in timing.items():
+        dataset, layers = key.split("/")
+        ratio = max(v for c, v in t.items() if c != "FP32") / t["FP32"]
+        out.append(f"| {dataset} | {layers} | " + " | ".join(f"{1000 * t[c]:.1f} ms" for c in configs)
+                   + f" | {ratio:.2f}x |")
+    return out + [""]
+
+
+def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
+    cells = _cells(rows)
+    datasets = [d for d in ("cora", "citeseer", "pubmed") if any(k[0] == d for k in cells)]
+    layers = sorted({k[3] for k in cells})
+    out = [BEGIN, "## Accuracy (`benchmarks/accuracy.py`)", "",
+           f"Command: `{command}`  ",
+           f"Machine: {platform.machine()} VM, 2 cores shared with other jobs, torch "
+           f"{__import__('torch').__version__} CPU, one torch thread per run. Test accuracy (%) at the epoch"
+           " of best validation accuracy, mean ± std over seeds (n = seeds per cell); epoch time is the median"
+           " training step (forward + backward + update) of a run, mean over seeds.", ""]
+    for d in datasets:
+        out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
+                + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
+                "|---|---|" + "---|" * len(layers) + "---|"]
+        for variant in ["SMP"] + list(GCN_VARIANTS):
+            for config in CONFIGS:
+                present = [cells.get((d, variant, config, k)) for k in layers]
+                if not any(present):
+                    continue
+                acc, times = [], []
+                for runs in present:
+                    if not runs:
+                        acc.append("-")
+                        times.append("-")
+                        continue
+                    m, s = _stats([100 * r["test_acc"] for r in runs])
+                    acc.append(f"{m:.1f} ± {s:.1f} (n={len(runs)})")
+                    times.append(f"{1000 * _stats([r['epoch_time_s'] for r in runs])[0]:.0f} ms")
+                out.append(f"| {variant} | {config} | " + " | ".join(acc) + " | " + " / ".join(times) + " |")
+        out.append("")
+    out += render_timing(timing or {})
+    out.append(END)
+    return "\n".join(out)
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace our marked section of RESULTS.md (re-read right before writing: others edit the file)."""
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        new = head + text + tail
+    else:
+        new = current.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+# -- main ------------------------------------------------------------------------------------------
+def tasks_for(args) -> list[dict]:
+    tasks = []
+    base = {"data_root": args.data_root, "split": args.split, "epochs": args.epochs}
+    for dataset in args.datasets:
+        for layers in args.layers:
+            for seed in range(args.seed, args.seed + args.seeds):
+                for config in args.configs:
+                    tasks.append({**base, "dataset": dataset, "variant": "SMP", "config": config, "layers": layers,
+                                  "seed": seed, "overrides": {}})
+                if args.gcn and layers in args.gcn_layers:
+                    for variant, overrides in GCN_VARIANTS.items():
+                        for config in args.gcn_configs:
+                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
+                                          "layers": layers, "seed": seed, "overrides": overrides})
+    return tasks
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", type=lambda s: s.split(","), default=["cora", "citeseer", "pubmed"])
+    p.add_argument("--configs", type=lambda s: s.split(","), default=list(DEFAULT_CONFIGS))
+    p.add_argument("--layers", type=lambda s: [int(v) for v in s.split(",")], default=[10, 32, 64])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="random")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--gcn", action="store_true", help="also run the deep GCN contrast (plain vs bounded)")
+    p.add_argument("--gcn-layers", type=lambda s: [int(v) for v in s.split(",")], default=[32, 64])
+    p.add_argument("--gcn-configs", type=lambda s: s.split(","), default=["FP32", "INT2-BT*"])
+    p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--timing", action="store_true", help="also time FP32 vs quantized epochs (interleaved)")
+    p.add_argument("--timing-configs", type=lambda s: s.split(","), default=["FP32", "INT8", "INT4", "INT2-BT*"])
+    p.add_argument("--log", type=Path, default=LOG)
+    p.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file whose section is rewritten")
+    p.add_argument("--render-only", action="store_true")
+    p.add_argument("--command", default=None, help="the command line to record in RESULTS.md")
+    args = p.parse_args(argv)
+    for c in args.configs + args.gcn_configs:
+        if c not in CONFIGS:
+            p.error(f"unknown config {c}: expected one of {', '.join(CONFIGS)}")
+    command = args.command or "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    done = {cell_key(r) for r in read_log(args.log)}
+    todo = [t for t in tasks_for(args) if cell_key(t) not in done] if not args.render_only else []
+    print(f"{len(todo)} runs to do ({len(done)} already in {args.log})", flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(run_one, t): t for t in todo}
+        for i, fut in enumerate(as_completed(futures), 1):
+            row = fut.result()
+            with open(args.log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{i}/{len(todo)}] {row['dataset']} {row['variant']} {row['config']} K={row['layers']} "
+                  f"seed {row['seed']}: test {100 * row['test_acc']:.1f} ({row['wall_s']:.0f} s)", flush=True)
+            write_section(render(read_log(args.log), command, read_timing(args.log)), args.results)
+    if args.timing and not args.render_only:
+        for dataset in args.datasets:
+            for layers in args.layers:
+                timing = read_timing(args.log)
+                timing[f"{dataset}/{layers}"] = time_epochs(dataset, args.data_root, layers, args.timing_configs)
+                timing_path(args.log).write_text(json.dumps(timing, indent=2) + "\n")
+                print(f"timing {dataset} K={layers}: " + ", ".join(
+                    f"{c} {1000 * v:.1f} ms" for c, v in timing[f"{dataset}/{layers}"].items()), flush=True)
+    write_section(render(read_log(args.log), command, read_timing(args.log)), args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
