@@ -66,7 +66,9 @@ def test_model_file_round_trip_and_metrics(tmp_path):
     data = torch.load(tmp_path / "model.pt", weights_only=True)
     assert data["format"] == "qgnn-model" and data["version"] == 1
     assert [s["name"] for s in data["extra"]["sites"]][:3] == ["mlp.lin1.input", "mlp.lin1.weight", "mlp.lin1.output"]
-    assert all(s["bits"] == 4 for s in data["extra"]["sites"])
+    sites = data["extra"]["sites"]
+    assert all(s["bits"] == 4 for s in sites[:-1])
+    assert sites[-1]["name"] == "prop.steps.3.update" and sites[-1]["bits"] == 32  # the output stays float
     op = GraphOperator.from_adj(GRAPH.adj)
     with torch.no_grad():
         acc = float((model(node_features(GRAPH, loaded), op).argmax(1) == GRAPH.y)[GRAPH.test_mask].float().mean())
