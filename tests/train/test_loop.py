@@ -106,3 +106,17 @@ def test_deep_gcn_multipliers_rise_under_violation():
 
     _, model = train_model(config, GRAPH)
     assert bool((model.multipliers > 0).all())
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    from qgnn_cli.errors import ConfigError
+
+    config = TrainConfig(bits=4, **{**SMALL, "epochs": 2, "checkpoint_every": 1})
+
+    def kill(run: int, row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path, graph=GRAPH, on_epoch=kill)
+    with pytest.raises(ConfigError, match="bits=4"):
+        run_training(dataclasses.replace(config, bits=8), tmp_path, graph=GRAPH, resume=True)
