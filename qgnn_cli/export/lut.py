@@ -33,7 +33,7 @@ class CodeMap:
         col_map = rounding.quantize(table, dst.scale_t(), float(dst.zero), dst.bits, dst.mult, dst.skew)
         self.column_map = col_map  # uint8 (cols, 2**bits)
         self.table = self._byte_table(col_map)  # uint8 (bytes_per_row * 256,)
-        self.offsets = (torch.arange(self.bytes_per_row, dtype=torch.int64) * 256)
+        self.offsets = torch.arange(self.bytes_per_row, dtype=torch.int32) * 256
 
     @property
     def bytes_per_row(self) -> int:
@@ -55,7 +55,50 @@ class CodeMap:
 
     def apply(self, packed: torch.Tensor) -> torch.Tensor:
         """Packed int32 rows on the source grid -> packed int32 rows on the target grid."""
-        raw = packed.contiguous().view(torch.uint8)
-        idx = raw.to(torch.int64)
-        idx += self.offsets
-        return self.table.take(idx).view(torch.int32)
+        return _lookup(self.table, packed, self.offsets)
+
+
+class RowCodeMap:
+    """Per-row tables for ``code_next = Q_next(deq(code) * row_scale[i])``: a linear layer's output site,
+    the ``D^-1/2`` pre-scaling of aggregation and the aggregation's input site, on packed rows.
+
+    One 256-entry byte table per row (N x 256 bytes, built once per graph and grid pair): the price
+    of replacing five float passes over the N x F output of the GEMM by one lookup per byte.
+    """
+
+    def __init__(self, src: Grid, dst: Grid, row_scale: torch.Tensor, cols: int):
+        if src.bits != dst.bits or not (src.enabled and dst.enabled):
+            raise ValueError("a row code map needs enabled source and target grids of one bit width")
+        self.bits, self.cols = src.bits, cols
+        codes = torch.arange(2**src.bits, dtype=torch.float32)
+        values = (codes * src.mult - float(src.zero)) * src.scale_t()  # the site's fake-quantized values
+        pre = values.unsqueeze(0) * row_scale.unsqueeze(1)  # (N, codes): x * dinv_col, element by element
+        code_map = rounding.quantize(pre, dst.scale_t(), float(dst.zero), dst.bits, dst.mult, dst.skew)
+        b, per = self.bits, 8 // self.bits
+        byte = torch.arange(256, dtype=torch.int64)
+        table = torch.zeros(code_map.shape[0], 256, dtype=torch.uint8)
+        for k in range(per):
+            part = code_map.index_select(1, (byte >> (k * b)) & (2**b - 1))
+            table |= part << (k * b) if k else part
+        self.table = table.reshape(-1)
+        rows = code_map.shape[0]
+        dtype = torch.int32 if rows * 256 < 2**31 else torch.int64
+        self.row_offsets = (torch.arange(rows, dtype=dtype) * 256).unsqueeze(1)
+        words = words_per_row(cols, b)
+        used = cols * b - (words - 1) * 32  # bits of the last word that hold codes
+        self.last_word_mask = None if used == 32 else (1 << used) - 1
+
+    def apply(self, packed: torch.Tensor) -> torch.Tensor:
+        out = _lookup(self.table, packed, self.row_offsets)
+        if self.last_word_mask is not None:  # padding codes stay zero, as pack() leaves them
+            out[:, -1] &= self.last_word_mask
+        return out
+
+
+def _lookup(table: torch.Tensor, packed: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``table[byte + offset]`` for every byte of the packed rows (int32 indices where they fit: half the
+    traffic of int64, and ``index_select`` takes them)."""
+    raw = packed.contiguous().view(torch.uint8)
+    idx = raw.to(offsets.dtype)
+    idx += offsets
+    return table.index_select(0, idx.view(-1)).view(raw.shape).view(torch.int32)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from qgnn_cli.errors import DataError, ModelFileError
 from qgnn_cli.export.format import read_artifact
 from qgnn_cli.export.graph import PackedGraph
-from qgnn_cli.export.lut import CodeMap
+from qgnn_cli.export.lut import CodeMap, RowCodeMap
 from qgnn_cli.export.pack_model import KIND, check_grid_entry
 from qgnn_cli.export.siteops import Grid, StageClock, dequant, fake_quant, no_clock
 from qgnn_cli.kernels import gemm, spmm, spmm_requant, words_per_row
@@ -55,6 +55,9 @@ class PackedModel:
         self.meta = meta
         self._weights = {path: self._weight_args(path) for path in self.linears}
         self.code_maps = self._code_maps() if self.kind == "gcn" else {}
+        self.row_maps = True  # per-graph tables for the GEMM -> aggregation hand-over (N x 256 bytes per layer)
+        self.relu_map = (self._relu_map("lin_in", "layers.0.lin" if self.layers else "lin_out") if self.kind == "gcn"
+                         else self._relu_map("mlp.lin1", "mlp.lin2"))
         c = self.config
         self.smp_params = SMPParams(
             mu=float(c["mu"]), eta=float(c["eta"]), eta_s=float(c["eta_s"]), eta_lambda=float(c["eta_lambda"]),
@@ -146,8 +149,13 @@ class PackedModel:
                 raise DataError(f"a node of degree {g.max_degree} would overflow the 32-bit accumulator")
 
     # -- ops --------------------------------------------------------------------------------------------
-    def _linear(self, path: str, x: torch.Tensor | None, clock, codes: torch.Tensor | None = None) -> torch.Tensor:
-        """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward (``codes``: ``x`` already on the input grid)."""
+    def _linear(self, path: str, x: torch.Tensor | None, clock, codes: torch.Tensor | None = None,
+                to_next: CodeMap | None = None) -> torch.Tensor:
+        """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward (``codes``: ``x`` already on the input grid).
+
+        ``to_next``: return the next linear's input codes instead (the output site packed by the kernel,
+        then ``relu`` and the next input site through a code table).
+        """
         a_grid, w_grid, o_grid = (self.grids[f"{path}.{s}"] for s in ("input", "weight", "output"))
         w = self._weights[path]
         if self.linears[path]["packed"]:
@@ -166,13 +174,21 @@ class PackedModel:
                 out = xq @ w["weight"].T
                 if w["bias"] is not None:
                     out = out + w["bias"]
+        if to_next is not None:
+            with clock("requant"):
+                return to_next.apply(o_grid.pack(out))
         with clock("requant"):
             return fake_quant(out, o_grid, inplace=True)
 
-    def _aggregate(self, prefix: str, x: torch.Tensor, g: PackedGraph, clock, inplace: bool = False,
-                   packed_out: bool = False) -> torch.Tensor:
-        """``Q_out(D^-1/2 (A+I) Q_in(D^-1/2 x))``: QAggregate's eval forward (``packed_out``: the codes)."""
+    def _aggregate(self, prefix: str, x: torch.Tensor | None, g: PackedGraph, clock, inplace: bool = False,
+                   packed_out: bool = False, codes: torch.Tensor | None = None, cols: int = 0) -> torch.Tensor:
+        """``Q_out(D^-1/2 (A+I) Q_in(D^-1/2 x))``: QAggregate's eval forward (``packed_out``: the codes).
+
+        ``codes``: ``Q_in(D^-1/2 x)`` already packed, ``cols`` wide (then ``x`` is None).
+        """
         in_grid, out_grid = self.grids[f"{prefix}.input"], self.grids[f"{prefix}.output"]
+        if codes is not None:
+            return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols)
         cols = x.shape[1]
         with clock("requant"):
             pre = x.mul_(g.dinv_col) if inplace else x * g.dinv_col
@@ -183,6 +199,10 @@ class PackedModel:
                 return fake_quant(out, out_grid, inplace=True)
         with clock("requant"):
             codes = in_grid.pack(pre)
+        return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols)
+
+    def _aggregate_codes(self, codes, in_grid: Grid, out_grid: Grid, g: PackedGraph, clock, packed_out: bool,
+                         cols: int) -> torch.Tensor:
         args = (g.indptr, g.indices, codes, in_grid.bits, cols, in_grid.scale, in_grid.zero)
         if not out_grid.enabled:
             with clock("aggregation"):
@@ -234,15 +254,44 @@ class PackedModel:
                 maps[i] = CodeMap(src, self.tensors[f"layers.{i}.bias"], upd, dst)
         return maps
 
+    def _relu_map(self, src_path: str, dst_path: str) -> CodeMap | None:
+        """``src``'s output codes -> ``dst``'s input codes across a ReLU, when both are packed on one width."""
+        src, dst = self.grids[f"{src_path}.output"], self.grids[f"{dst_path}.input"]
+        if not (self.linears[src_path]["packed"] and self.linears[dst_path]["packed"] and src.enabled
+                and dst.enabled and src.bits == dst.bits):
+            return None
+        return CodeMap(src, torch.zeros(int(self.linears[src_path]["out"])), Grid(32, 1.0, 0), dst)
+
+    def _row_map(self, i: int, g: PackedGraph) -> RowCodeMap | None:
+        """Layer i's GEMM output codes -> its aggregation's input codes (cached on the graph), or None."""
+        if not self.row_maps:
+            return None
+        src, dst = self.grids[f"layers.{i}.lin.output"], self.grids[f"layers.{i}.agg.input"]
+        if not (self.linears[f"layers.{i}.lin"]["packed"] and src.enabled and dst.enabled and src.bits == dst.bits
+                and i in self.code_maps):
+            return None
+        key = ("row_map", src, dst, int(self.linears[f"layers.{i}.lin"]["out"]))
+        if key not in g._cache:
+            g._cache[key] = RowCodeMap(src, dst, g.dinv, key[3])
+        return g._cache[key]
+
     def _forward_gcn(self, g: PackedGraph, x: torch.Tensor, clock) -> torch.Tensor:
-        h = self._linear("lin_in", x, clock)
-        with clock("other"):
-            h = F.relu(h, inplace=True)
-        codes = None
+        if self.relu_map is not None:
+            h, codes = None, self._linear("lin_in", x, clock, to_next=self.relu_map)
+        else:
+            h, codes = self._linear("lin_in", x, clock), None
+            with clock("other"):
+                h = F.relu(h, inplace=True)
         for i in range(self.layers):
-            t = self._linear(f"layers.{i}.lin", h, clock, codes)
+            row_map = self._row_map(i, g)
+            if row_map is not None:  # the GEMM's output codes become the aggregation's input codes by table
+                agg_in = self._linear(f"layers.{i}.lin", h, clock, codes, to_next=row_map)
+                t = None
+            else:
+                agg_in, t = None, self._linear(f"layers.{i}.lin", h, clock, codes)
             if i in self.code_maps:  # aggregate into packed codes and map them to the next linear's input
-                packed = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True, packed_out=True)
+                packed = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True, packed_out=True,
+                                         codes=agg_in, cols=int(self.linears[f"layers.{i}.lin"]["out"]))
                 with clock("requant"):
                     h, codes = None, self.code_maps[i].apply(packed)
                 continue
@@ -254,10 +303,13 @@ class PackedModel:
         return self._linear("lin_out", h, clock, codes)
 
     def _forward_smp(self, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
-        z = self._linear("mlp.lin1", x, clock)
-        with clock("other"):
-            z = F.relu(z, inplace=True)
-        h = self._linear("mlp.lin2", z, clock)
+        if self.relu_map is not None:
+            h = self._linear("mlp.lin2", None, clock, codes=self._linear("mlp.lin1", x, clock, to_next=self.relu_map))
+        else:
+            z = self._linear("mlp.lin1", x, clock)
+            with clock("other"):
+                z = F.relu(z, inplace=True)
+            h = self._linear("mlp.lin2", z, clock)
         last = {}
 
         def aggregate(k: int, which: str, t: torch.Tensor) -> torch.Tensor:

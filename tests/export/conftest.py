@@ -33,6 +33,13 @@ def fp32_models(cora):
 
 
 @pytest.fixture(scope="session")
+def gcn_hidden20(cora):
+    """An FP32 GCN whose hidden width (20) leaves padding codes in packed rows."""
+    config = TrainConfig(model="gcn", layers=2, bits=32, epochs=10, hidden=20, lr=0.05, dropout=0.2)
+    return train_model(config, cora)[1], config
+
+
+@pytest.fixture(scope="session")
 def quantized(cora, fp32_models):
     """A function ``(model name, bits, bt) -> (quantized model, config)``, cached."""
     cache = {}
