@@ -86,15 +86,18 @@ def machine() -> str:
 # --- graphs -------------------------------------------------------------------------------------
 
 
-def load_graphs(quick: bool) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, indptr int64, indices int64) per graph."""
+def load_graphs(quick: bool, only: list[str] | None = None) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, indptr int64, indices int64) per graph; ``only`` picks from cora, 100k, 200k, 2m."""
     from qgnn_cli.data.embedded import load_embedded_cora
     from qgnn_cli.data.synthetic import synthetic_power_law
 
-    cora = load_embedded_cora()
-    out = [("Cora", cora.adj.indptr, cora.adj.indices)]
-    sizes = [(100_000, 10.05)] if quick else [(200_000, 10.05), (2_000_000, 10.05)]
-    for n, deg in sizes:
+    keys = only or (["cora", "100k"] if quick else ["cora", "200k", "2m"])
+    out = []
+    if "cora" in keys:
+        cora = load_embedded_cora()
+        out.append(("Cora", cora.adj.indptr, cora.adj.indices))
+    sizes = {"100k": 100_000, "200k": 200_000, "2m": 2_000_000}
+    for n, deg in [(sizes[key], 10.05) for key in keys if key in sizes]:
         g = synthetic_power_law(n, deg, 1, 2, seed=0)
         out.append((f"power-law {n // 1000}k", g.adj.indptr, g.adj.indices))
         del g
@@ -273,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Cora and a 100k-node graph, widths 16 and 128, n = 200k GEMM")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per variant (default 7, quick 3)")
     parser.add_argument("--widths", type=int, nargs="+", default=None, help="feature widths (default 16 64 128 256)")
+    parser.add_argument("--graphs", nargs="+", choices=["cora", "100k", "200k", "2m"], default=None,
+                        help="graphs (default cora 200k 2m; quick: cora 100k)")
     parser.add_argument("--gemm-rows", type=int, default=None, help="n of the GEMM (default 2,000,000)")
     parser.add_argument("--skip-gemm", action="store_true")
     parser.add_argument("--skip-spmm", action="store_true")
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spmm_rows: list[dict] = []
     if not args.skip_spmm:
-        for name, indptr, indices in load_graphs(args.quick):
+        for name, indptr, indices in load_graphs(args.quick, args.graphs):
             for width in widths:
                 rows = spmm_case(name, indptr, indices, width, reps)
                 spmm_rows += rows

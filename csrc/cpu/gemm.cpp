@@ -15,6 +15,7 @@
 #include "../common/codes.h"
 #include "isa.h"
 #include "kernels.h"
+#include "output_cache.h"
 
 namespace qgnn {
 namespace cpu {
@@ -76,7 +77,7 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   const at::Tensor A = a_in.contiguous(), W = w_in.contiguous(), w_scale = w_scale_in.contiguous(),
                    w_zero = w_zero_in.contiguous();
   at::Tensor bias_t = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
-  at::Tensor out = at::empty({n, o}, A.options().dtype(at::kFloat));
+  at::Tensor out = output_empty({n, o}, A.options().dtype(at::kFloat));
   if (n == 0 || o == 0) return out;
 
   GemmArgs g{};
@@ -127,7 +128,6 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
   g.out = out.data_ptr<float>();
-  advise_huge_pages(g.out, static_cast<size_t>(out.nbytes()));
 
   using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
   Fn fn = &gemm_rows_generic;

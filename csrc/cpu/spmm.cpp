@@ -17,6 +17,7 @@
 #include "../common/codes.h"
 #include "isa.h"
 #include "kernels.h"
+#include "output_cache.h"
 
 namespace qgnn {
 namespace cpu {
@@ -275,9 +276,8 @@ at::Tensor spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const c
   SpmmArgs a;
   Inputs keep = prepare(a, indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale);
   const int64_t rows = keep.indptr.numel() - 1;
-  at::Tensor out = at::empty({rows, cols}, packed.options().dtype(at::kFloat));
+  at::Tensor out = output_empty({rows, cols}, packed.options().dtype(at::kFloat));
   a.out = out.data_ptr<float>();
-  advise_huge_pages(a.out, static_cast<size_t>(out.nbytes()));
   run_rows(a, rows, pick_spmm());
   return out;
 }
@@ -294,11 +294,10 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
   Inputs keep = prepare(a, indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale);
   const int64_t rows = keep.indptr.numel() - 1;
   const int64_t ow = words_per_row(cols, static_cast<int>(out_bits));
-  at::Tensor out = at::empty({rows, ow}, packed.options().dtype(at::kInt));
+  at::Tensor out = output_empty({rows, ow}, packed.options().dtype(at::kInt));
   a.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   a.out_words = ow;
   a.requant = true;
-  advise_huge_pages(a.out_packed, static_cast<size_t>(out.nbytes()));
   a.out_grid = Grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
                     static_cast<int>(out_mult), static_cast<int>(out_skew)};
   run_rows(a, rows, pick_spmm());

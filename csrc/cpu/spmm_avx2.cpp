@@ -30,7 +30,10 @@ inline V v_unpackhi8(V a, V b) { return _mm256_unpackhi_epi8(a, b); }
 inline V v_unpacklo16(V a, V b) { return _mm256_unpacklo_epi16(a, b); }
 inline V v_unpackhi16(V a, V b) { return _mm256_unpackhi_epi16(a, b); }
 inline M v_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
-inline V v_load(const uint32_t* p, M m) { return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), m); }
+inline V v_load(const uint32_t* p, M m) {
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(m)) & 0xF0) return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), m);
+  return _mm256_zextsi128_si256(_mm_maskload_epi32(reinterpret_cast<const int*>(p), _mm256_castsi256_si128(m)));
+}
 inline void v_store(void* p, V x) { _mm256_store_si256(static_cast<__m256i*>(p), x); }
 // A volatile asm, not _mm_prefetch: GCC treats __builtin_prefetch as free of side effects, marks a
 // non-inlined caller "const" and deletes the call (no prefetch reached the binary that way).

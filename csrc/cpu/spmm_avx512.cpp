@@ -30,7 +30,13 @@ inline V v_unpackhi8(V a, V b) { return _mm512_unpackhi_epi8(a, b); }
 inline V v_unpacklo16(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
 inline V v_unpackhi16(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
 inline M v_mask(int n) { return static_cast<M>((1u << n) - 1u); }
-inline V v_load(const uint32_t* p, M m) { return _mm512_maskz_loadu_epi32(m, p); }
+// Load no wider than the row: a 64-byte masked load of a 32-byte row would still touch the next
+// cache line (the INT2 floor at F = 128 ran at half speed that way).
+inline V v_load(const uint32_t* p, M m) {
+  if (m & 0xFF00u) return _mm512_maskz_loadu_epi32(m, p);
+  if (m & 0x00F0u) return _mm512_zextsi256_si512(_mm256_maskz_loadu_epi32(static_cast<__mmask8>(m), p));
+  return _mm512_zextsi128_si512(_mm_maskz_loadu_epi32(static_cast<__mmask8>(m), p));
+}
 inline void v_store(void* p, V x) { _mm512_store_si512(p, x); }
 // A volatile asm, not _mm_prefetch: GCC treats __builtin_prefetch as free of side effects, marks a
 // non-inlined caller "const" and deletes the call (no prefetch reached the binary that way).
