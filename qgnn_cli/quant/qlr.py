@@ -59,7 +59,7 @@ class QLRQuantizer(nn.Module):
     @torch.no_grad()
     def _observe(self, x: torch.Tensor, total: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Update the running range from a training batch; return the batch's (min, max)."""
-        lo, hi = x.min().to(torch.float32), x.max().to(torch.float32)
+        lo, hi = torch.aminmax(x.detach())
         if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
             lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
         if not bool(self.initialized):
