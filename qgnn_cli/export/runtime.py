@@ -24,7 +24,7 @@ from qgnn_cli.export.format import read_artifact
 from qgnn_cli.export.graph import PackedGraph
 from qgnn_cli.export.lut import CodeMap, RowCodeMap
 from qgnn_cli.export.pack_model import KIND, check_grid_entry
-from qgnn_cli.export.siteops import Grid, StageClock, dequant, fake_quant, no_clock
+from qgnn_cli.export.siteops import Grid, StageClock, dequant, no_clock, requant
 from qgnn_cli.kernels import gemm, spmm, spmm_requant, words_per_row
 from qgnn_cli.nn.energy import dirichlet_energy
 from qgnn_cli.nn.smp import SMPParams, smp_propagate
@@ -169,7 +169,7 @@ class PackedModel:
                            w["w_scale"], w["w_zero"], a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
         else:
             with clock("requant"):
-                xq = fake_quant(x, a_grid)
+                xq = requant(x, a_grid)
             with clock("gemm"):
                 out = xq @ w["weight"].T
                 if w["bias"] is not None:
@@ -178,7 +178,7 @@ class PackedModel:
             with clock("requant"):
                 return to_next.apply(o_grid.pack(out))
         with clock("requant"):
-            return fake_quant(out, o_grid, inplace=True)
+            return requant(out, o_grid)
 
     def _aggregate(self, prefix: str, x: torch.Tensor | None, g: PackedGraph, clock, inplace: bool = False,
                    packed_out: bool = False, codes: torch.Tensor | None = None, cols: int = 0) -> torch.Tensor:
@@ -196,7 +196,7 @@ class PackedModel:
             with clock("aggregation"):
                 out = g.sparse_mm(pre).mul_(g.dinv_col)
             with clock("requant"):
-                return fake_quant(out, out_grid, inplace=True)
+                return requant(out, out_grid)
         with clock("requant"):
             codes = in_grid.pack(pre)
         return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols)
@@ -299,7 +299,7 @@ class PackedModel:
             with clock("other"):
                 a = F.relu(a.add_(self.tensors[f"layers.{i}.bias"]), inplace=True)
             with clock("requant"):
-                h, codes = fake_quant(a, self.grids[f"layers.{i}.update"], inplace=True), None
+                h, codes = requant(a, self.grids[f"layers.{i}.update"]), None
         return self._linear("lin_out", h, clock, codes)
 
     def _forward_smp(self, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
@@ -319,7 +319,7 @@ class PackedModel:
 
         def update(k: int, t: torch.Tensor) -> torch.Tensor:
             with clock("requant"):
-                return fake_quant(t, self.grids[f"prop.steps.{k}.update"], inplace=True)
+                return requant(t, self.grids[f"prop.steps.{k}.update"])
 
         def energy_fn(dx: torch.Tensor) -> torch.Tensor:
             with clock("other"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qgnn_cli.kernels import rounding, unpack
+from qgnn_cli.kernels import rounding
 from qgnn_cli.quant import OFF
 
 STAGES = ("gemm", "aggregation", "requant", "other")
@@ -68,12 +68,39 @@ def fake_quant(x: torch.Tensor, grid: Grid, inplace: bool = False) -> torch.Tens
     return out.mul_(scale)
 
 
+def code_values(grid: Grid) -> torch.Tensor:
+    """The float32 value ``(mult * code - zero) * scale`` of every code of the grid (what training computes)."""
+    codes = torch.arange(2**grid.bits, dtype=torch.float32)
+    return (codes * grid.mult - float(grid.zero)) * grid.scale_t()
+
+
+def _byte_values(grid: Grid) -> torch.Tensor:
+    """(256, 8 / bits) float32: the values of the codes a byte holds, LSB first (``kernels/pack.py``)."""
+    per, b = 8 // grid.bits, grid.bits
+    byte = torch.arange(256, dtype=torch.int64)
+    codes = torch.stack([(byte >> (k * b)) & (2**b - 1) for k in range(per)], dim=1)
+    return code_values(grid)[codes].contiguous()
+
+
+_BYTE_VALUES: dict[Grid, torch.Tensor] = {}
+
+
 def dequant(packed: torch.Tensor, grid: Grid, cols: int) -> torch.Tensor:
-    """Float32 values of packed codes: ``(mult * code - zero) * scale``."""
-    out = unpack(packed, grid.bits, cols).to(torch.float32)
-    if grid.mult != 1:
-        out.mul_(float(grid.mult))
-    return out.sub_(float(grid.zero)).mul_(grid.scale_t())
+    """Float32 values of packed codes, by one table lookup per byte (no unpacked intermediate)."""
+    table = _BYTE_VALUES.get(grid)
+    if table is None:
+        table = _BYTE_VALUES.setdefault(grid, _byte_values(grid))
+    raw = packed.contiguous().view(torch.uint8)
+    rows, nbytes = raw.shape
+    out = table.index_select(0, raw.reshape(-1).to(torch.int32)).view(rows, nbytes * table.shape[1])
+    return out if out.shape[1] == cols else out[:, :cols].contiguous()
+
+
+def requant(x: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """:func:`fake_quant` through the packing kernel and :func:`dequant`: two passes instead of four."""
+    if not grid.enabled:
+        return x
+    return dequant(grid.pack(x), grid, x.shape[1])
 
 
 class StageClock:
