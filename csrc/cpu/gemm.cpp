@@ -26,12 +26,19 @@ inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint3
 }  // namespace
 
 size_t gemm_scratch_bytes(const GemmArgs& a) {
-  // A tile unpacked to bytes (AVX-512) or int16 (AVX2) or int32 (generic), plus row sums.
-  return static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + kTileRows * 8 + 256;
+  // Row sums, the A tile unpacked to bytes (AVX-512), int16 (AVX2) or int32 (generic), a float tile
+  // for the re-quantising epilogue, and its byte codes.
+  return 256 + static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + static_cast<size_t>(kTileRows) * a.o_pad * 4 +
+         static_cast<size_t>(a.o_pad) * 8 + 512;
+}
+
+size_t gemm_tile_offset(const GemmArgs& a) {  // byte offset of the float tile in the scratch
+  return (256 + static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + 63) / 64 * 64;
 }
 
 void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   int32_t* codes = static_cast<int32_t*>(scratch);
+  float* y = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
   for (int64_t r = r0; r < r1; ++r) {
     const uint32_t* row = a.a + r * a.a_words;
     int64_t rowsum = 0;
@@ -44,18 +51,27 @@ void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch)
       int32_t dot = 0;
       for (int64_t j = 0; j < a.k; ++j) dot += codes[j] * static_cast<int32_t>(w[j]);
       const int32_t d = wrap32(static_cast<int64_t>(a.amwm) * dot + rowsum * a.coef[c] + a.colterm[c]);
-      float y = static_cast<float>(d) * a.sc[c];
-      if (a.bias) y = y + a.bias[c];
-      a.out[r * a.o + c] = y;
+      float v = static_cast<float>(d) * a.sc[c];
+      if (a.bias) v = v + a.bias[c];
+      y[c] = v;
+    }
+    if (!a.requant) {
+      std::copy(y, y + a.o, a.out + r * a.o);
+    } else {
+      uint32_t* dst = a.out_packed + r * a.out_words;
+      std::fill(dst, dst + a.out_words, 0u);
+      const Grid& g = a.out_grid;
+      for (int64_t c = 0; c < a.o; ++c)
+        put_code(dst, c, g.bits, quantize_grid(y[c], g.scale, static_cast<float>(g.zero), g.bits, g.mult, g.skew));
     }
   }
 }
 
 namespace {
 
-at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
-                    int64_t a_zero, const at::Tensor& w_in, int64_t w_bits, int64_t w_mult, const at::Tensor& w_scale_in,
-                    const at::Tensor& w_zero_in, const c10::optional<at::Tensor>& bias_in) {
+at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
+                     int64_t a_zero, const at::Tensor& w_in, int64_t w_bits, int64_t w_mult, const at::Tensor& w_scale_in,
+                     const at::Tensor& w_zero_in, const c10::optional<at::Tensor>& bias_in, const Grid* out_grid) {
   for (int64_t b : {a_bits, w_bits})
     TORCH_CHECK(b == 1 || b == 2 || b == 4 || b == 8, "unsupported bit width ", b);
   TORCH_CHECK(a_in.scalar_type() == at::kInt && a_in.dim() == 2, "a_packed must be 2-D int32");
@@ -77,8 +93,11 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   const at::Tensor A = a_in.contiguous(), W = w_in.contiguous(), w_scale = w_scale_in.contiguous(),
                    w_zero = w_zero_in.contiguous();
   at::Tensor bias_t = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
-  at::Tensor out = output_empty({n, o}, A.options().dtype(at::kFloat));
-  if (n == 0 || o == 0) return out;
+  const int64_t out_words = out_grid ? words_per_row(o, out_grid->bits) : 0;
+  at::Tensor out = out_grid ? output_empty({n, out_words}, A.options().dtype(at::kInt))
+                            : output_empty({n, o}, A.options().dtype(at::kFloat));
+  if (n == 0 || (o == 0 && !out_grid)) return out;
+  if (o == 0) return out.zero_();
 
   GemmArgs g{};
   g.a = reinterpret_cast<const uint32_t*>(A.data_ptr<int32_t>());
@@ -127,11 +146,18 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   g.colterm_off = colterm_off.data();
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
-  g.out = out.data_ptr<float>();
+  if (out_grid) {
+    g.requant = true;
+    g.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+    g.out_words = out_words;
+    g.out_grid = *out_grid;
+  } else {
+    g.out = out.data_ptr<float>();
+  }
 
   using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
   Fn fn = &gemm_rows_generic;
-  if (a_bits != 1) {
+  if (a_bits != 1 && !(out_grid && out_grid->bits == 1)) {
     if (selected_isa() == Isa::Avx512) fn = &gemm_rows_avx512;
     else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
   }
@@ -147,9 +173,30 @@ at::Tensor gemm_cpu(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a
   return out;
 }
 
+at::Tensor gemm_cpu(const at::Tensor& a, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale, int64_t a_zero,
+                    const at::Tensor& w, int64_t w_bits, int64_t w_mult, const at::Tensor& w_scale,
+                    const at::Tensor& w_zero, const c10::optional<at::Tensor>& bias) {
+  return gemm_impl(a, a_bits, k, a_mult, a_scale, a_zero, w, w_bits, w_mult, w_scale, w_zero, bias, nullptr);
+}
+
+at::Tensor gemm_requant_cpu(const at::Tensor& a, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
+                            int64_t a_zero, const at::Tensor& w, int64_t w_bits, int64_t w_mult,
+                            const at::Tensor& w_scale, const at::Tensor& w_zero, const c10::optional<at::Tensor>& bias,
+                            int64_t out_bits, double out_scale, int64_t out_zero, int64_t out_mult, int64_t out_skew) {
+  TORCH_CHECK(out_bits == 1 || out_bits == 2 || out_bits == 4 || out_bits == 8, "unsupported bit width ", out_bits);
+  TORCH_CHECK(out_mult >= 1 && out_mult * ((1 << out_bits) - 1) <= 255, "out_mult exceeds the 8-bit grid");
+  TORCH_CHECK(out_scale > 0, "out_scale must be positive");
+  const Grid grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
+                  static_cast<int>(out_mult), static_cast<int>(out_skew)};
+  return gemm_impl(a, a_bits, k, a_mult, a_scale, a_zero, w, w_bits, w_mult, w_scale, w_zero, bias, &grid);
+}
+
 }  // namespace
 }  // namespace cpu
 
-TORCH_LIBRARY_IMPL(qgnn, CPU, m) { m.impl("gemm", &cpu::gemm_cpu); }
+TORCH_LIBRARY_IMPL(qgnn, CPU, m) {
+  m.impl("gemm", &cpu::gemm_cpu);
+  m.impl("gemm_requant", &cpu::gemm_requant_cpu);
+}
 
 }  // namespace qgnn

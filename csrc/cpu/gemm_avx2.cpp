@@ -31,7 +31,8 @@ int32_t unpack_row(const uint32_t* row, int bits, int64_t k, int64_t kpad, int16
 }
 
 template <int MR, int NB>
-void micro(const GemmArgs& a, const int16_t* A, int64_t astride, const int32_t* rowsum, int64_t r, int64_t col0) {
+void micro(const GemmArgs& a, const int16_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
+           bool stream, int64_t col0) {
   __m256i acc[MR][NB];
   for (int i = 0; i < MR; ++i)
     for (int b = 0; b < NB; ++b) acc[i][b] = _mm256_setzero_si256();
@@ -65,18 +66,24 @@ void micro(const GemmArgs& a, const int16_t* A, int64_t astride, const int32_t* 
       // The reference rounds the product before adding the bias: keep the compiler from fusing them.
       __asm__("" : "+v"(y));
       if (a.bias) y = _mm256_add_ps(y, bias);
-      _mm256_maskstore_ps(a.out + (r + i) * a.o + c0, m, y);
+      (void)stream;
+      _mm256_maskstore_ps(out + i * ldo + c0, m, y);
     }
   }
 }
 
 template <int MR>
-void micro_cols(const GemmArgs& a, const int16_t* A, int64_t astride, const int32_t* rowsum, int64_t r) {
+void micro_cols(const GemmArgs& a, const int16_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
+                bool stream) {
   for (int64_t col0 = 0; col0 < a.o_pad; col0 += 8 * kNB) {
-    if (a.o_pad - col0 >= 8 * kNB) micro<MR, kNB>(a, A, astride, rowsum, r, col0);
-    else micro<MR, 1>(a, A, astride, rowsum, r, col0);
+    if (a.o_pad - col0 >= 8 * kNB) micro<MR, kNB>(a, A, astride, rowsum, out, ldo, stream, col0);
+    else micro<MR, 1>(a, A, astride, rowsum, out, ldo, stream, col0);
   }
 }
+
+inline __m256i v_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+
+#include "quantize_avx2.inc"
 
 }  // namespace
 
@@ -86,15 +93,24 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   int16_t* A = reinterpret_cast<int16_t*>(rowsum + 64);
   for (int64_t r = r0; r < r1; ++r)
     rowsum[r - r0] = unpack_row(a.a + r * a.a_words, a.a_bits, a.k, a.k_pad, A + (r - r0) * astride);
+  // Float rows go straight to the output; re-quantised rows go through a float tile first.
+  float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  const bool stream = !a.requant;
+  float* o = a.requant ? tile : a.out + r0 * a.o;
+  const int64_t ldo = a.o;
   for (int64_t r = r0; r < r1; r += kMR) {
     const int64_t t = r - r0;
     switch (r1 - r >= kMR ? kMR : r1 - r) {
-      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, r); break;
-      default: micro_cols<4>(a, A + t * astride, astride, rowsum + t, r); break;
+      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      default: micro_cols<4>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
     }
   }
+  if (a.requant)
+    for (int64_t r = r0; r < r1; ++r)
+      quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
 }
 
 }  // namespace cpu

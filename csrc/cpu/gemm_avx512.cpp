@@ -40,7 +40,8 @@ int32_t unpack_row(const uint32_t* row, int64_t words, int bits, int64_t k, int 
 }
 
 template <int MR, int NB>
-void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, int64_t r, int64_t col0) {
+void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
+           bool stream, int64_t col0) {
   // Every loop has constant bounds and is fully unrolled, so the accumulators live in registers
   // (with a data-dependent exit GCC kept them in memory and copied each one around every vpdpbusd).
   __m512i acc[MR][NB];
@@ -79,27 +80,30 @@ void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* r
       // The reference rounds the product before adding the bias: keep the compiler from fusing them.
       __asm__("" : "+v"(y));
       if (a.bias) y = _mm512_add_ps(y, bias);
-      float* dst = a.out + (r + i) * a.o + c0;
+      float* dst = out + i * ldo + c0;
       // Full, aligned blocks bypass the cache: the output is written once and never read here, and
       // a normal store would first read every output line (1 GB more traffic at n = 2M).
-      if (m == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0) _mm512_stream_ps(dst, y);
+      if (stream && m == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0) _mm512_stream_ps(dst, y);
       else _mm512_mask_storeu_ps(dst, m, y);
     }
   }
 }
 
 template <int MR>
-void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, int64_t r) {
+void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
+                bool stream) {
   for (int64_t col0 = 0; col0 < a.o_pad; col0 += 16 * kNB) {
     const int64_t nb = (a.o_pad - col0) / 16;
     switch (nb >= kNB ? kNB : nb) {
-      case 1: micro<MR, 1>(a, A, astride, rowsum, r, col0); break;
-      case 2: micro<MR, 2>(a, A, astride, rowsum, r, col0); break;
-      case 3: micro<MR, 3>(a, A, astride, rowsum, r, col0); break;
-      default: micro<MR, 4>(a, A, astride, rowsum, r, col0); break;
+      case 1: micro<MR, 1>(a, A, astride, rowsum, out, ldo, stream, col0); break;
+      case 2: micro<MR, 2>(a, A, astride, rowsum, out, ldo, stream, col0); break;
+      case 3: micro<MR, 3>(a, A, astride, rowsum, out, ldo, stream, col0); break;
+      default: micro<MR, 4>(a, A, astride, rowsum, out, ldo, stream, col0); break;
     }
   }
 }
+
+#include "quantize_avx512.inc"
 
 }  // namespace
 
@@ -109,18 +113,27 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
   int8_t* A = reinterpret_cast<int8_t*>(rowsum + 64);
   for (int64_t r = r0; r < r1; ++r)
     rowsum[r - r0] = unpack_row(a.a + r * a.a_words, a.a_words, a.a_bits, a.k, a.a_offset, A + (r - r0) * astride);
+  // Float rows go straight to the output; re-quantised rows go through a float tile first.
+  float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  const bool stream = !a.requant;
+  float* o = a.requant ? tile : a.out + r0 * a.o;
+  const int64_t ldo = a.o;
   for (int64_t r = r0; r < r1; r += kMR) {
     const int64_t t = r - r0;
     switch (r1 - r >= kMR ? kMR : r1 - r) {
-      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 4: micro_cols<4>(a, A + t * astride, astride, rowsum + t, r); break;
-      case 5: micro_cols<5>(a, A + t * astride, astride, rowsum + t, r); break;
-      default: micro_cols<6>(a, A + t * astride, astride, rowsum + t, r); break;
+      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 4: micro_cols<4>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 5: micro_cols<5>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      default: micro_cols<6>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
     }
   }
   _mm_sfence();  // order the streaming stores before the caller reads the output
+  if (a.requant)
+    for (int64_t r = r0; r < r1; ++r)
+      quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
 }
 
 }  // namespace cpu

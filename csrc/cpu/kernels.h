@@ -95,9 +95,15 @@ struct GemmArgs {
   int32_t a_offset;
   const float* sc;    // [o_pad] a_scale * w_scale[c]
   const float* bias;  // [o_pad] or nullptr
-  float* out;         // [n, o]
+  float* out;         // [n, o] float output, or (requant) nothing
+  // Re-quantised output (qgnn::gemm_requant): each float row is quantised on out_grid and packed.
+  bool requant;
+  uint32_t* out_packed;  // [n, out_words]
+  int64_t out_words;
+  Grid out_grid;
 };
 size_t gemm_scratch_bytes(const GemmArgs& a);
+size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue
 void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);

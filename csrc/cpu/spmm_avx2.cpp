@@ -59,41 +59,7 @@ inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool 
 
 #include "spmm_simd.inc"
 
-inline __m256i tail8(int64_t n) { return v_mask(n >= 8 ? 8 : static_cast<int>(n)); }
-
-// The rounding rule (rounding.py) on 8 lanes: true division, round half to even, clamp.
-inline __m256i quantize8(__m256 x, const Grid& g) {
-  const float qmax = static_cast<float>((1 << g.bits) - 1);
-  const __m256 zero = _mm256_setzero_ps();
-  __m256 q = _mm256_round_ps(_mm256_div_ps(x, _mm256_set1_ps(g.scale)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  q = _mm256_add_ps(q, _mm256_set1_ps(static_cast<float>(g.zero)));
-  q = _mm256_min_ps(_mm256_max_ps(q, zero), _mm256_set1_ps(qmax * static_cast<float>(g.mult)));
-  if (g.mult != 1 || g.skew != 0) {
-    q = _mm256_add_ps(q, _mm256_set1_ps(static_cast<float>(g.skew)));
-    q = _mm256_round_ps(_mm256_div_ps(q, _mm256_set1_ps(static_cast<float>(g.mult))),
-                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm256_min_ps(_mm256_max_ps(q, zero), _mm256_set1_ps(qmax));
-  }
-  return _mm256_cvtps_epi32(q);
-}
-
-void quantize_row(const float* y, int64_t cols, const Grid& g, uint32_t* dst, int64_t words, uint8_t* codes) {
-  const int64_t ncodes = words * (32 / g.bits);
-  alignas(32) int32_t tmp[8];
-  for (int64_t f = 0; f < cols; f += 8) {
-    const __m256i m = tail8(cols - f);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), quantize8(_mm256_maskload_ps(y + f, m), g));
-    const int64_t n = cols - f < 8 ? cols - f : 8;
-    for (int64_t t = 0; t < n; ++t) codes[f + t] = static_cast<uint8_t>(tmp[t]);
-  }
-  for (int64_t f = cols; f < ncodes; ++f) codes[f] = 0;
-  const int per_word = 32 / g.bits;
-  for (int64_t wd = 0; wd < words; ++wd) {
-    uint32_t word = 0;
-    for (int t = 0; t < per_word; ++t) word |= static_cast<uint32_t>(codes[wd * per_word + t]) << (t * g.bits);
-    dst[wd] = word;
-  }
-}
+#include "quantize_avx2.inc"
 
 }  // namespace
 

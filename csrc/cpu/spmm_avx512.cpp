@@ -59,67 +59,7 @@ inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool 
 
 #include "spmm_simd.inc"
 
-inline __mmask16 tail16(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
-
-// The rounding rule (rounding.py) on 16 lanes: true division, round half to even, clamp.
-inline __m512i quantize16(__m512 x, const Grid& g) {
-  const float qmax = static_cast<float>((1 << g.bits) - 1);
-  const __m512 zero = _mm512_setzero_ps();
-  __m512 q = _mm512_roundscale_ps(_mm512_div_ps(x, _mm512_set1_ps(g.scale)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  q = _mm512_add_ps(q, _mm512_set1_ps(static_cast<float>(g.zero)));
-  q = _mm512_min_ps(_mm512_max_ps(q, zero), _mm512_set1_ps(qmax * static_cast<float>(g.mult)));
-  if (g.mult != 1 || g.skew != 0) {
-    q = _mm512_add_ps(q, _mm512_set1_ps(static_cast<float>(g.skew)));
-    q = _mm512_roundscale_ps(_mm512_div_ps(q, _mm512_set1_ps(static_cast<float>(g.mult))),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm512_min_ps(_mm512_max_ps(q, zero), _mm512_set1_ps(qmax));
-  }
-  return _mm512_cvtps_epi32(q);
-}
-
-// Quantize a float row and pack it (pack.py layout). codes: scratch of >= words*4*8/bits + 64 bytes.
-void quantize_row(const float* y, int64_t cols, const Grid& g, uint32_t* dst, int64_t words, uint8_t* codes) {
-  const int64_t ncodes = words * (32 / g.bits);
-  for (int64_t f = 0; f < cols; f += 16) {
-    const __mmask16 m = tail16(cols - f);
-    const __m512i q = quantize16(_mm512_maskz_loadu_ps(m, y + f), g);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + f), _mm512_cvtepi32_epi8(q));
-  }
-  const int64_t zend = (ncodes + 63) & ~int64_t(63);  // the packers below read whole 64-code blocks
-  for (int64_t b = cols; b < zend; b += 64) {
-    const int64_t n = zend - b;
-    _mm512_mask_storeu_epi8(codes + b, n >= 64 ? ~0ULL : ((1ULL << n) - 1ULL), _mm512_setzero_si512());
-  }
-  uint8_t* out = reinterpret_cast<uint8_t*>(dst);
-  const int64_t nbytes = words * 4;
-  if (g.bits == 8) {
-    for (int64_t b = 0; b < nbytes; b += 64) {
-      const int64_t n = nbytes - b;
-      const __mmask64 m = n >= 64 ? ~0ULL : ((1ULL << n) - 1ULL);
-      _mm512_mask_storeu_epi8(out + b, m, _mm512_loadu_si512(codes + b));
-    }
-  } else if (g.bits == 4) {
-    const __m512i w = _mm512_set1_epi16(0x1001);
-    for (int64_t b = 0; b < nbytes; b += 32) {
-      const __m256i p = _mm512_cvtepi16_epi8(_mm512_maddubs_epi16(_mm512_loadu_si512(codes + 2 * b), w));
-      const int64_t n = nbytes - b;
-      _mm256_mask_storeu_epi8(out + b, n >= 32 ? 0xFFFFFFFFu : ((1u << n) - 1u), p);
-    }
-  } else if (g.bits == 2) {
-    const __m512i w = _mm512_set1_epi16(0x0401), w2 = _mm512_set1_epi32(0x00100001);
-    for (int64_t b = 0; b < nbytes; b += 16) {
-      const __m512i t = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_loadu_si512(codes + 4 * b), w), w2);
-      const int64_t n = nbytes - b;
-      _mm_mask_storeu_epi8(out + b, static_cast<__mmask16>(n >= 16 ? 0xFFFF : ((1u << n) - 1u)), _mm512_cvtepi32_epi8(t));
-    }
-  } else {  // 1 bit
-    for (int64_t wd = 0; wd < words; ++wd) {
-      uint32_t word = 0;
-      for (int t = 0; t < 32; ++t) word |= static_cast<uint32_t>(codes[wd * 32 + t] & 1u) << t;
-      dst[wd] = word;
-    }
-  }
-}
+#include "quantize_avx512.inc"
 
 }  // namespace
 

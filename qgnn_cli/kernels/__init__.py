@@ -1,13 +1,13 @@
 """Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it.
 
 Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), ``spmm``/``spmm_requant``
-(spmm.py), ``gemm`` (gemm.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
+(spmm.py), ``gemm``/``gemm_requant`` (gemm.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
 ``torch.ops.qgnn.<op>``, which dispatches to the compiled kernel for the tensors' device when there
 is one and to the reference otherwise.
 """
 
 from qgnn_cli.kernels.floor import gather_floor
-from qgnn_cli.kernels.gemm import gemm
+from qgnn_cli.kernels.gemm import gemm, gemm_requant
 from qgnn_cli.kernels.library import (
     cpu_features,
     extension_available,
@@ -28,6 +28,7 @@ __all__ = [
     "spmm",
     "spmm_requant",
     "gemm",
+    "gemm_requant",
     "gather_floor",
     "cpu_features",
     "extension_available",

@@ -1,4 +1,4 @@
-"""qgnn::gemm: every compiled path equals ``gemm_reference`` bit for bit.
+"""qgnn::gemm / gemm_requant: every compiled path equals its reference bit for bit.
 
 The integer dot products are exact and the zero points are folded in through row and column sums,
 so the float32 epilogue ``float(D) * (a_scale * w_scale[c]) + bias[c]`` sees the same integer as the
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qgnn_cli import kernels
-from qgnn_cli.kernels.gemm import gemm_reference
+from qgnn_cli.kernels.gemm import gemm_reference, gemm_requant_reference
 
 from ._graphs import isas, random_codes, random_zero
 
@@ -63,6 +63,33 @@ def test_bt_grids_and_extreme_zero_points(isa, seeded):
             assert torch.equal(got, gemm_reference(a, 8, k, 1, 1.0, a_zero, w, 8, 1, ws, wz, None))
 
 
+OUT_GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 0), (2, 85, -30), (4, 1, 5)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("out_grid", OUT_GRIDS)
+def test_requant_is_exact(isa, out_grid, seeded):
+    out_bits, out_mult, out_skew = out_grid
+    levels = out_mult * (2**out_bits - 1)
+    with kernels.use_isa(isa):
+        for (n, k, o), (a_bits, w_bits) in zip(((7, 3, 5), (101, 33, 40), (50, 128, 128), (13, 130, 17)),
+                                               ((2, 2), (4, 4), (2, 4), (8, 2))):
+            a = kernels.pack(random_codes(n, k, a_bits, seeded), a_bits)
+            w = kernels.pack(random_codes(o, k, w_bits, seeded), w_bits)
+            wz = torch.randint(0, 2**w_bits, (o,), generator=seeded, dtype=torch.int32)
+            ws = torch.rand(o, generator=seeded) + 1e-3
+            bias = torch.randn(o, generator=seeded) if n % 2 else None
+            a_zero = random_zero(a_bits, 1, seeded)
+            # An output grid that both clamps and resolves: a few percent of the float range per level.
+            ref_float = gemm_reference(a, a_bits, k, 1, 0.05, a_zero, w, w_bits, 1, ws, wz, bias)
+            out_scale = float(ref_float.abs().max()) / levels + 1e-3
+            got = kernels.gemm_requant(a, a_bits, k, 0.05, a_zero, w, w_bits, ws, wz, out_bits, out_scale, levels // 2,
+                                       out_mult=out_mult, out_skew=out_skew, bias=bias)
+            ref = gemm_requant_reference(a, a_bits, k, 1, 0.05, a_zero, w, w_bits, 1, ws, wz, bias,
+                                         out_bits, out_scale, levels // 2, out_mult, out_skew)
+            assert torch.equal(got, ref)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_empty_shapes(isa, seeded):
     with kernels.use_isa(isa):
@@ -92,8 +119,9 @@ def test_opcheck(bits, seeded):
     w = kernels.pack(random_codes(5, 37, 4, seeded), 4)
     wz = torch.randint(0, 16, (5,), generator=seeded, dtype=torch.int32)
     for bias in (None, torch.randn(5, generator=seeded)):
-        torch.library.opcheck(torch.ops.qgnn.gemm.default,
-                              (a, bits, 37, 1, 0.1, 1, w, 4, 1, torch.rand(5) + 0.1, wz, bias))
+        args = (a, bits, 37, 1, 0.1, 1, w, 4, 1, torch.rand(5) + 0.1, wz, bias)
+        torch.library.opcheck(torch.ops.qgnn.gemm.default, args)
+        torch.library.opcheck(torch.ops.qgnn.gemm_requant.default, args + (2, 0.5, 1, 1, 0))
 
 
 def _good(gen):
@@ -115,6 +143,9 @@ def _good(gen):
         (lambda a, w, s, z: kernels.gemm(a, 2, 10, 0.5, 1, w, 4, -s, z), "w_scale must be positive"),
         (lambda a, w, s, z: kernels.gemm(a, 2, 10, 0.5, 9, w, 4, s, z), "zero point"),
         (lambda a, w, s, z: kernels.gemm(a, 2, 10, 0.5, 1, w, 4, s, z, bias=torch.ones(2)), "bias has"),
+        (lambda a, w, s, z: kernels.gemm_requant(a, 2, 10, 0.5, 1, w, 4, s, z, 3, 0.5, 1), "unsupported bit width"),
+        (lambda a, w, s, z: kernels.gemm_requant(a, 2, 10, 0.5, 1, w, 4, s, z, 2, 0.5, 4), "zero point"),
+        (lambda a, w, s, z: kernels.gemm_requant(a, 2, 10, 0.5, 1, w, 4, s, z, 2, -1.0, 1), "scale"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, message, seeded):

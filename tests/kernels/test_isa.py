@@ -12,7 +12,7 @@ import torch
 from qgnn_cli import kernels
 from qgnn_cli.kernels.library import ISAS
 
-OPS = ("pack", "unpack", "quantize_pack", "spmm", "spmm_requant", "gemm", "gather_floor")
+OPS = ("pack", "unpack", "quantize_pack", "spmm", "spmm_requant", "gemm", "gemm_requant", "gather_floor")
 
 
 def test_extension_and_generic_path_available():
