@@ -227,6 +227,11 @@ def gemm_case(n: int, k: int, o: int, reps: int) -> list[dict]:
         variants[f"qgnn gemm int{bits} -> f32"] = (lambda a=a_packed, b=bits, s=a_scale, z=int(a_zero), wp=w_packed,
                                                     ws=w_scale, wz=w_zero32: torch.ops.qgnn.gemm(
             a, b, k, 1, s, z, wp, b, 1, ws, wz, None))
+        y_scale = 2 * float((x[:4096] @ wt).abs().max()) / (2**bits - 1)
+        variants[f"qgnn gemm int{bits} -> int{bits}"] = (lambda a=a_packed, b=bits, s=a_scale, z=int(a_zero),
+                                                          wp=w_packed, ws=w_scale, wz=w_zero32, ys=y_scale:
+                                                          torch.ops.qgnn.gemm_requant(a, b, k, 1, s, z, wp, b, 1, ws, wz,
+                                                                                      None, b, ys, 2 ** (b - 1), 1, 0))
     medians = run_interleaved(variants, reps)
     torch.backends.quantized.engine = previous_engine
     base = medians["fp32 torch.mm(out=)"]
