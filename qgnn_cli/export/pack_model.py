@@ -5,10 +5,11 @@ What the artefact holds (``meta`` is JSON in the header, tensors are the payload
     meta = {"kind": "qgnn-packed-model", "model": "smp" | "gcn",
             "config": TrainConfig.to_dict() (resolved; the runtime rebuilds the structure from it),
             "num_features", "num_classes",
-            "sites": [{"name", "bits", "scale", "zero", "mult", "skew"}, ...]   every site, forward order,
+            "sites": [[name, bits, zero, mult, skew], ...]   every site, forward order (bits 32: off),
             "linears": {path: {"in", "out", "bias", "packed"}},
             "bits": {"weights": [...], "activations": [...]}}
-    tensors:  "<path>.weight"  int32 packed codes on the weight site's grid (``kernels.quantize_pack``),
+    tensors:  "site_scales"    float32, one scale per entry of "sites" (exact; 4 bytes instead of ~20 in JSON)
+              "<path>.weight"  int32 packed codes on the weight site's grid (``kernels.quantize_pack``),
                                or float32 fake-quantized values when the linear has an off site
               "<path>.bias"    float32
               "layers.<i>.bias" float32 (GCN layers add their bias after aggregation)
@@ -90,6 +91,7 @@ def pack_model(model: nn.Module, config_dict: dict) -> tuple[dict[str, torch.Ten
     if name == "gcn":
         for i, layer in enumerate(model.layers):
             tensors[f"layers.{i}.bias"] = layer.bias.detach().to(torch.float32).contiguous()
+    tensors["site_scales"] = torch.tensor([s["scale"] for s in sites], dtype=torch.float32)
     weight_bits = sorted({s["bits"] for s in sites if s["name"].endswith(".weight")})
     act_bits = sorted({s["bits"] for s in sites if not s["name"].endswith(".weight")})
     meta = {
@@ -98,7 +100,7 @@ def pack_model(model: nn.Module, config_dict: dict) -> tuple[dict[str, torch.Ten
         "config": dict(config_dict),
         "num_features": num_features,
         "num_classes": num_classes,
-        "sites": sites,
+        "sites": [[s["name"], s["bits"], s["zero"], s["mult"], s["skew"]] for s in sites],
         "linears": linears,
         "bits": {"weights": weight_bits, "activations": act_bits},
     }
@@ -110,19 +112,22 @@ def fp32_bytes(model: nn.Module) -> int:
     return sum(p.numel() * 4 for n, p in model.named_parameters() if not n.endswith("alpha"))
 
 
-def off_grid() -> dict:
-    return {"bits": OFF, "scale": 1.0, "zero": 0, "mult": 1, "skew": 0}
-
-
-def check_grid_entry(entry: dict) -> None:
-    """Raise ``ModelFileError`` unless a site entry of the header is a valid grid (or off)."""
-    try:
-        bits = int(entry["bits"])
-        if bits == OFF:
-            return
-        check_grid(bits, float(entry["scale"]), int(entry["zero"]), int(entry["mult"]), int(entry["skew"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"site {entry.get('name', '?')!r} has an invalid grid ({exc})") from None
+def read_sites(entries: list, scales: torch.Tensor | None) -> list[dict]:
+    """The header's site list and the ``site_scales`` tensor back to dicts; ``ModelFileError`` if invalid."""
+    if scales is None or scales.dtype != torch.float32 or scales.dim() != 1 or scales.numel() != len(entries):
+        raise ModelFileError("tensor site_scales missing or not one float32 per site")
+    out = []
+    for entry, scale in zip(entries, scales.tolist()):
+        try:
+            name, bits, zero, mult, skew = entry
+            site = {"name": str(name), "bits": int(bits), "scale": float(scale), "zero": int(zero),
+                    "mult": int(mult), "skew": int(skew)}
+            if site["bits"] != OFF:
+                check_grid(site["bits"], site["scale"], site["zero"], site["mult"], site["skew"])
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"site {entry!r} has an invalid grid ({exc})") from None
+        out.append(site)
+    return out
 
 
 def export_model(model: nn.Module, config, path) -> dict:

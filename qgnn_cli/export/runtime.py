@@ -23,7 +23,7 @@ from qgnn_cli.errors import DataError, ModelFileError
 from qgnn_cli.export.format import read_artifact
 from qgnn_cli.export.graph import PackedGraph
 from qgnn_cli.export.lut import CodeMap, RowCodeMap
-from qgnn_cli.export.pack_model import KIND, check_grid_entry
+from qgnn_cli.export.pack_model import KIND, read_sites
 from qgnn_cli.export.siteops import Grid, StageClock, dequant, no_clock, requant
 from qgnn_cli.kernels import gemm, spmm, spmm_requant, words_per_row
 from qgnn_cli.nn.energy import dirichlet_energy
@@ -41,9 +41,8 @@ class PackedModel:
             self.kind = meta["model"]
             self.config = dict(meta["config"])
             self.num_features, self.num_classes = int(meta["num_features"]), int(meta["num_classes"])
-            for entry in meta["sites"]:
-                check_grid_entry(entry)
-            self.grids = {e["name"]: Grid.from_entry(e) for e in meta["sites"]}
+            sites = read_sites(meta["sites"], tensors.get("site_scales"))
+            self.grids = {e["name"]: Grid.from_entry(e) for e in sites}
             self.linears = {path: dict(info) for path, info in meta["linears"].items()}
             self.layers = int(self.config["layers"])
             self._check_structure(tensors)

@@ -28,7 +28,8 @@ def test_round_trip_keeps_every_tensor_and_grid(exported):
     assert loaded.keys() == tensors.keys()
     assert all(torch.equal(loaded[k], tensors[k]) and loaded[k].dtype == tensors[k].dtype for k in tensors)
     assert loaded["lin_in.weight"].dtype == torch.int32  # packed codes, 16 per word at 2 bits
-    assert [s["name"] for s in meta["sites"]] == [n for n, _ in model.sites()]
+    assert [s[0] for s in meta["sites"]] == [n for n, _ in model.sites()]
+    assert loaded["site_scales"].tolist() == [q.grid()[1] for _, q in model.sites()]
     assert meta["config"]["model"] == "gcn" and meta["bits"]["weights"] == [2]
 
 
@@ -87,9 +88,12 @@ def _forge(path, tensors, meta):
     (lambda t, m: t.pop("layers.0.bias"), "layers.0.bias"),
     (lambda t, m: t.__setitem__("lin_in.weight", t["lin_in.weight"][:, :-1].contiguous()), "lin_in.weight"),
     (lambda t, m: t.__setitem__("lin_out.weight", t["lin_out.weight"].float()), "lin_out.weight"),
-    (lambda t, m: m["sites"][3].update(scale=-1.0), "invalid grid"),
-    (lambda t, m: m["sites"][0].update(bits=3), "invalid grid"),
-    (lambda t, m: m["sites"].pop(), "missing"),
+    (lambda t, m: t["site_scales"].__setitem__(3, -1.0), "invalid grid"),
+    (lambda t, m: m["sites"][0].__setitem__(1, 3), "invalid grid"),
+    (lambda t, m: m["sites"][0].__setitem__(2, 99), "invalid grid"),
+    (lambda t, m: m["sites"][0].pop(), "invalid grid"),
+    (lambda t, m: t.pop("site_scales"), "site_scales"),
+    (lambda t, m: (m["sites"].pop(), t.__setitem__("site_scales", t["site_scales"][:-1].clone())), "missing"),
     (lambda t, m: m["config"].pop("layers"), "inconsistent"),
     (lambda t, m: m.update(num_features=7), "disagree"),
 ])
