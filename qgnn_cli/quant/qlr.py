@@ -57,7 +57,7 @@ class QLRQuantizer(nn.Module):
 
     # -- range ---------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _observe(self, x: torch.Tensor, total: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _observe(self, x: torch.Tensor, total: int | None) -> tuple[float, float]:
         """Update the running range from a training batch; return the batch's (min, max)."""
         lo, hi = torch.aminmax(x.detach())
         if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
@@ -72,17 +72,40 @@ class QLRQuantizer(nn.Module):
         else:
             self.running_min.lerp_(lo, MOMENTUM)
             self.running_max.lerp_(hi, MOMENTUM)
-        return lo, hi
+        return float(lo), float(hi)
 
-    def _qparams(self, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_qparams(self, lo: float, hi: float) -> tuple[torch.Tensor, float]:
+        """``qparams`` of the batch range with the scalar arithmetic in python: a site costs a few
+        tensor ops instead of a dozen autograd nodes (the gradient is the same: scale is linear in
+        alpha, and the zero point, ``round(-lo / s)``, does not depend on alpha at all). Training
+        needs no bit-exact grid; eval takes :meth:`qparams`, the rule's float32 arithmetic."""
+        levels = self.mult * rounding.qmax_of(self.bits)
+        width = (max(hi, 0.0) - min(lo, 0.0)) / levels
         alpha = self.alpha.clamp(min=MIN_ALPHA)
-        return rounding.qparams(alpha * lo, alpha * hi, self.bits, self.mult)
+        if float(alpha.detach()) * width < rounding.EPS:  # an all-zero batch: the rule's smallest scale
+            return torch.tensor(rounding.EPS), 0.0
+        zero = min(max(round(-min(lo, 0.0) / width), 0), levels)  # round: half to even, as torch
+        return alpha * width, float(zero)
 
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale (differentiable in alpha) and zero point of the frozen (running) range."""
         if not bool(self.initialized):
             raise RuntimeError("quantizer used in eval mode before any training batch set its range")
-        return self._qparams(self.running_min, self.running_max)
+        alpha = self.alpha.clamp(min=MIN_ALPHA)
+        return rounding.qparams(alpha * self.running_min, alpha * self.running_max, self.bits, self.mult)
+
+    def _eval_grid(self) -> tuple[torch.Tensor, float, int]:
+        """(scale, zero, skew) of the frozen range; without autograd, cached until alpha or the
+        range change (tensor version counters), since eval runs every epoch."""
+        if torch.is_grad_enabled():
+            scale, zero = self.qparams()
+            return scale, float(zero), int(self.skew)
+        key = (self.alpha._version, self.running_min._version, self.running_max._version, self.skew._version,
+               self.alpha.data_ptr(), self.running_min.data_ptr())
+        if getattr(self, "_cache_key", None) != key:
+            scale, zero = self.qparams()
+            self._cache, self._cache_key = (scale, float(zero), int(self.skew)), key
+        return self._cache
 
     def grid(self) -> tuple[int, float, int, int, int]:
         """``(bits, scale, zero, mult, skew)`` of the frozen range, as python numbers (bits 32: off)."""
@@ -100,8 +123,12 @@ class QLRQuantizer(nn.Module):
         kernels. ``total``: the number of elements ``x`` stands for when it holds only the nonzeros of a
         sparse tensor (the range statistics count the zeros). Must not be called on an off site.
         """
-        scale, zero = self._qparams(*self._observe(x, total)) if self.training else self.qparams()
-        return centred_codes(x, scale, zero, self.bits, self.mult, int(self.skew)), scale
+        if self.training:
+            scale, zero = self._train_qparams(*self._observe(x, total))
+            skew = int(self.skew)
+        else:
+            scale, zero, skew = self._eval_grid()
+        return centred_codes(x, scale, zero, self.bits, self.mult, skew), scale
 
     def forward(self, x: torch.Tensor, total: int | None = None) -> torch.Tensor:
         if not self.enabled:

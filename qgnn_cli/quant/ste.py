@@ -53,6 +53,10 @@ class CentredCodes(torch.autograd.Function):
         return grad_x, grad_scale, None, None, None, None
 
 
-def centred_codes(x, scale, zero, bits: int, mult: int = 1, skew: int = 0) -> torch.Tensor:
-    """``mult * code - zero`` as float32, with the STE/LSQ backward described in the module docstring."""
+def centred_codes(x, scale: torch.Tensor, zero: float, bits: int, mult: int = 1, skew: int = 0) -> torch.Tensor:
+    """``mult * code - zero`` as float32, with the STE/LSQ backward described in the module docstring.
+
+    ``scale`` is a 0-d float32 tensor (``x / scale`` must be the rule's true float32 division);
+    ``zero`` a python number holding an integer.
+    """
     return CentredCodes.apply(x, scale, zero, bits, mult, skew)
