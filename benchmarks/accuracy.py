@@ -141,7 +141,7 @@ def _cells(rows: list[dict]) -> dict:
 def render_timing(timing: dict) -> list[str]:
     if not timing:
         return []
-    configs = list(next(iter(timing.values())))
+    configs = list(dict.fromkeys(c for t in timing.values() for c in t))
     out = ["### Epoch time, FP32 vs quantized", "",
            "Median training step (forward + backward + Adam), the configurations interleaved step by step in"
            " one single-threaded process so that load from other jobs hits them alike.", "",
@@ -149,7 +149,7 @@ def render_timing(timing: dict) -> list[str]:
     for key, t in timing.items():
         dataset, layers = key.split("/")
         ratio = max(v for c, v in t.items() if c != "FP32") / t["FP32"]
-        out.append(f"| {dataset} | {layers} | " + " | ".join(f"{1000 * t[c]:.1f} ms" for c in configs)
+        out.append(f"| {dataset} | {layers} | " + " | ".join(f"{1000 * t[c]:.1f} ms" if c in t else "-" for c in configs)
                    + f" | {ratio:.2f}x |")
     return out + [""]
 

@@ -44,8 +44,12 @@ class SparseFeatures:
         return out.to(torch.float32)
 
 
-def maybe_sparse(x: torch.Tensor, max_density: float = 0.25) -> torch.Tensor | SparseFeatures:
-    """``x`` as :class:`SparseFeatures` when at most ``max_density`` of it is nonzero."""
+def maybe_sparse(x: torch.Tensor, max_density: float = 0.05) -> torch.Tensor | SparseFeatures:
+    """``x`` as :class:`SparseFeatures` when at most ``max_density`` of it is nonzero.
+
+    The gather-and-sum moves ``nnz x out`` floats; past a few percent density (PubMed's 10 %) a dense
+    matmul is faster (PubMed FP32 step, one thread: 0.47 s dense vs 2.3 s sparse, on a loaded machine).
+    """
     if x.numel() and float((x != 0).float().mean()) <= max_density:
         return SparseFeatures.from_dense(x)
     return x
