@@ -128,3 +128,21 @@ def test_bad_widths_and_modes_are_rejected():
         QLRQuantizer(3)
     with pytest.raises(ValueError):
         QLRQuantizer(4, "bt*")
+
+
+def test_no_grad_eval_cache_follows_alpha_and_range(seeded):
+    x = torch.randn(500, generator=seeded)
+    q = QLRQuantizer(4).train()
+    q(x)
+    q.eval()
+
+    def by_rule():
+        _, scale, zero, mult, skew = q.grid()
+        return rounding.fake_quantize(x, torch.tensor(scale), float(zero), 4, mult, skew)
+
+    with torch.no_grad():
+        assert torch.equal(q(x), by_rule())
+        q.alpha.mul_(0.5)  # in-place changes bump the version counters the cache is keyed on
+        assert torch.equal(q(x), by_rule())
+        q.running_max.mul_(3.0)
+        assert torch.equal(q(x), by_rule())
