@@ -46,6 +46,8 @@ DEFAULT_CONFIGS = ("FP32", "INT8", "INT4", "INT2", "INT2-BT*")
 # The deep weighted stack, plain vs. constrained (beyond the paper), shown for contrast.
 GCN_VARIANTS = {"GCN (plain)": {"model": "gcn", "constraint": False},
                 "GCN + energy bound": {"model": "gcn", "constraint": True}}
+# Ablations of the propagation (METHOD.md §4): the exact constraint gradient (L dX) and no constraint at all.
+ABLATIONS = {"SMP, exact gradient": {"smp_grad": "exact"}, "APPNP (no constraint)": {"prop": "appnp"}}
 TARGETS = {"FP32": 82.8, "INT8": 82.1, "INT4": 81.0, "INT2-BT*": 77.8}
 
 
@@ -240,7 +242,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
         out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
                 + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
                 "|---|---|" + "---|" * len(layers) + "---|"]
-        for variant in ["SMP"] + list(GCN_VARIANTS):
+        for variant in ["SMP"] + list(ABLATIONS) + list(GCN_VARIANTS):
             for config in CONFIGS:
                 present = [cells.get((d, variant, config, k)) for k in layers]
                 if not any(present):
@@ -288,6 +290,11 @@ def tasks_for(args) -> list[dict]:
                 for config in args.configs:
                     tasks.append({**base, "dataset": dataset, "variant": "SMP", "config": config, "layers": layers,
                                   "seed": seed, "overrides": {}})
+                if args.ablation:
+                    for variant, overrides in ABLATIONS.items():
+                        for config in args.gcn_configs:
+                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
+                                          "layers": layers, "seed": seed, "overrides": overrides})
                 if args.gcn and layers in args.gcn_layers:
                     for variant, overrides in GCN_VARIANTS.items():
                         for config in args.gcn_configs:
@@ -307,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--gcn", action="store_true", help="also run the deep GCN contrast (plain vs bounded)")
     p.add_argument("--gcn-layers", type=lambda s: [int(v) for v in s.split(",")], default=[32, 64])
-    p.add_argument("--gcn-configs", type=lambda s: s.split(","), default=["FP32", "INT2-BT*"])
+    p.add_argument("--gcn-configs", type=lambda s: s.split(","), default=["FP32", "INT2-BT*"],
+                   help="configs of the --gcn and --ablation rows")
+    p.add_argument("--ablation", action="store_true", help="also run SMP with the exact gradient and APPNP")
     p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timing", action="store_true", help="also time FP32 vs quantized epochs (interleaved)")
