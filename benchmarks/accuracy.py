@@ -181,6 +181,10 @@ Deviations from the paper's settings, each measured or forced by the packed runt
 - **Source rows are quantized instead of per-edge messages** (METHOD.md §2: what the packed SpMM runs).
 - Fewer seeds than 5 where the table says so (n), and not every depth x config cell: the whole grid
   did not fit in the hour of a 2-core machine shared with three other developers' jobs.
+
+Between the Cora K=10 cells and the later ones the training-time range arithmetic moved from float32
+tensors to python floats (a speed change, commit "QLR: scalar range arithmetic in python during
+training"): the same method, with float rounding that differs in the last bits during training.
 """
 
 
@@ -194,6 +198,22 @@ So at 32/64 layers it does **not** beat a plain deep GCN; the SMP model, whose d
 propagation anchored to H at every step, is the one that keeps its accuracy. A lower bound on the
 energy (as in EGNN) or residual connections would be the thing to try next.
 """
+
+
+# How the committed table was produced: these invocations, in this order, each skipping what the log holds.
+RUN_SEQUENCE = """\
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 5
+python benchmarks/accuracy.py --jobs 2 --datasets cora,citeseer,pubmed --layers 10 --seeds 0 --timing --timing-configs FP32,INT8,INT4,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 64 --seeds 0 --timing --timing-configs FP32,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 3 --configs FP32,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 5
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32 --gcn --gcn-configs FP32
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 3 --configs FP32 --ablation --gcn-configs FP32,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 3 --configs FP32,INT2,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 3 --configs INT2
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 3 --configs INT8,INT4
+"""
+SEQUENCE = "see the list of commands below"
 
 
 def _mean(cells: dict, key: tuple) -> float | None:
@@ -231,7 +251,9 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
     datasets = [d for d in ("cora", "citeseer", "pubmed") if any(k[0] == d for k in cells)]
     layers = sorted({k[3] for k in cells})
     out = [BEGIN, "## Accuracy (`benchmarks/accuracy.py`)", "",
-           f"Command: `{command}`  ",
+           (f"Commands (in this order; each appends to `benchmarks/results/accuracy.jsonl` and skips what it"
+            f" holds; cells missing below did not finish in the time):\n\n```\n{RUN_SEQUENCE}```\n"
+            if command == SEQUENCE else f"Command: `{command}`  "),
            f"Machine: {platform.machine()} VM, 2 cores shared with other jobs, torch "
            f"{__import__('torch').__version__} CPU, one torch thread per run. Test accuracy (%) at the epoch"
            " of best validation accuracy, mean ± std over seeds (n = seeds per cell); epoch time is the median"
