@@ -108,9 +108,6 @@ void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch)
 void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 
-// Ask for transparent huge pages on a large, not yet touched allocation (memory.cpp; a hint).
-void advise_huge_pages(void* ptr, size_t bytes);
-
 // Benchmark helper (qgnn::gather_floor): touch every neighbour's packed row and nothing else.
 // out[i] = XOR of every word of every neighbour row of row i; returns the malformed-input count.
 int64_t gather_floor_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);

@@ -10,6 +10,7 @@
 #include "../common/codes.h"
 #include "isa.h"
 #include "kernels.h"
+#include "output_cache.h"
 
 namespace qgnn {
 namespace cpu {
@@ -37,11 +38,10 @@ at::Tensor quantize_pack_cpu(const at::Tensor& x_in, int64_t bits, double scale,
   const at::Tensor x = x_in.contiguous();
   const int64_t rows = x.size(0), cols = x.size(1);
   const int64_t words = words_per_row(cols, static_cast<int>(bits));
-  at::Tensor out = at::empty({rows, words}, x.options().dtype(at::kInt));
+  at::Tensor out = output_empty({rows, words}, x.options().dtype(at::kInt));
   QuantizeArgs a{x.data_ptr<float>(), cols, reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), words,
                  Grid{static_cast<int>(bits), static_cast<float>(scale), static_cast<int>(zero),
                       static_cast<int>(mult), static_cast<int>(skew)}};
-  advise_huge_pages(a.out, static_cast<size_t>(out.nbytes()));
   using Fn = void (*)(const QuantizeArgs&, int64_t, int64_t, void*);
   const Fn fn = selected_isa() == Isa::Avx512 ? &quantize_rows_avx512
                 : selected_isa() == Isa::Avx2 ? &quantize_rows_avx2
