@@ -154,6 +154,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   } else {
     g.out = out.data_ptr<float>();
   }
+  g.stream = stream_stores_enabled();
 
   using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
   Fn fn = &gemm_rows_generic;

@@ -122,7 +122,7 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
   // Float rows go straight to the output; re-quantised rows go through a float tile first.
   float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
   uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
-  const bool stream = !a.requant;
+  const bool stream = a.stream && !a.requant;
   float* o = a.requant ? tile : a.out + r0 * a.o;
   const int64_t ldo = a.o;
   for (int64_t r = r0; r < r1; r += kMR) {

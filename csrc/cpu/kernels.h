@@ -46,6 +46,7 @@ struct SpmmArgs {
   int64_t out_words;
   Grid out_grid;
   int prefetch;  // software prefetch distance in edges (0: none)
+  bool stream;   // non-temporal stores allowed for float output rows (QGNN_STREAM_STORES, default 1)
 };
 
 // Scratch bytes one call of spmm_rows_* needs (64-byte aligned by the caller).
@@ -98,6 +99,7 @@ struct GemmArgs {
   float* out;         // [n, o] float output, or (requant) nothing
   // Re-quantised output (qgnn::gemm_requant): each float row is quantised on out_grid and packed.
   bool requant;
+  bool stream;  // non-temporal stores allowed for the float output (QGNN_STREAM_STORES, default 1)
   uint32_t* out_packed;  // [n, out_words]
   int64_t out_words;
   Grid out_grid;
@@ -107,6 +109,9 @@ size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising
 void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+
+// QGNN_STREAM_STORES=0 turns non-temporal output stores off (for measurements); read once.
+bool stream_stores_enabled();
 
 // Benchmark helper (qgnn::gather_floor): touch every neighbour's packed row and nothing else.
 // out[i] = XOR of every word of every neighbour row of row i; returns the malformed-input count.

@@ -4,8 +4,8 @@
 // than the whole packed SpMM; asking for huge pages instead stalls for seconds when the kernel has to
 // compact memory. torch's CPU allocator returns such blocks to the OS on free, so every call of an op
 // returning a fresh tensor pays again. Ops here allocate large outputs through output_empty(): when
-// the returned tensor dies its block goes back to a small cache (at most kMaxBlocks blocks and
-// QGNN_OUTPUT_CACHE_MB megabytes, default 4096; 0 disables) and the next call of a similar size takes
+// the returned tensor dies its block goes back to a small cache (the most recently released kMaxBlocks = 4
+// blocks within QGNN_OUTPUT_CACHE_MB megabytes, default 4096; 0 disables) and the next call of a similar size takes
 // it, already mapped — the same idea as the CUDA caching allocator. Small outputs use at::empty.
 #include "output_cache.h"
 
@@ -21,7 +21,7 @@ namespace {
 
 constexpr size_t kMinBytes = size_t(8) << 20;
 constexpr size_t kAlign = size_t(2) << 20;
-constexpr size_t kMaxBlocks = 2;
+constexpr size_t kMaxBlocks = 4;
 
 struct Block {
   void* ptr;
@@ -56,11 +56,17 @@ void release(void* ptr) {
       c.live.pop_back();
       break;
     }
-  if (bytes && c.free_blocks.size() < kMaxBlocks && c.cached_bytes + bytes <= c.limit) {
-    c.free_blocks.push_back(Block{ptr, bytes});
-    c.cached_bytes += bytes;
-  } else {
+  if (bytes == 0 || bytes > c.limit) {
     std::free(ptr);
+    return;
+  }
+  // Keep the newest block; evict the least recently released ones beyond the limits.
+  c.free_blocks.push_back(Block{ptr, bytes});
+  c.cached_bytes += bytes;
+  while (c.free_blocks.size() > kMaxBlocks || c.cached_bytes > c.limit) {
+    std::free(c.free_blocks.front().ptr);
+    c.cached_bytes -= c.free_blocks.front().bytes;
+    c.free_blocks.erase(c.free_blocks.begin());
   }
 }
 

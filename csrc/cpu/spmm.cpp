@@ -145,6 +145,14 @@ int64_t gather_floor_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, uin
   return bad;
 }
 
+bool stream_stores_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("QGNN_STREAM_STORES");
+    return env == nullptr || std::atoi(env) != 0;
+  }();
+  return on;
+}
+
 namespace {
 
 int prefetch_distance() {
@@ -250,6 +258,7 @@ Inputs prepare(SpmmArgs& a, const at::Tensor& indptr_in, const at::Tensor& indic
   a.zero = static_cast<int>(zero);
   a.row_scale = in.row_scale.defined() ? in.row_scale.data_ptr<float>() : nullptr;
   a.prefetch = prefetch_distance();
+  a.stream = stream_stores_enabled();
   return in;
 }
 
