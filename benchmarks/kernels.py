@@ -32,6 +32,7 @@ import datetime
 import gc
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (3 if args.quick else 7)
     widths = args.widths or ([16, 128] if args.quick else [16, 64, 128, 256])
     gemm_rows = args.gemm_rows or (200_000 if args.quick else 2_000_000)
-    command = "python benchmarks/kernels.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/kernels.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# {command}\n# {started}; {machine()}", flush=True)
 

@@ -257,3 +257,20 @@ def test_compiled_kernels_refuse_malformed_csr_from_direct_calls(isa, seeded):
                 op(torch.tensor([0, 3, 2, 5]), indices, None, packed, 2, 10, 1, 0.5, 1, None, *extra)
         with pytest.raises(RuntimeError, match="malformed CSR"):
             torch.ops.qgnn.gather_floor(indptr, bad, packed)
+
+
+def test_large_outputs_reuse_blocks_without_aliasing(seeded):
+    # Outputs of 8 MB and more come from a cache of released blocks (csrc/cpu/output_cache.cpp): a
+    # live result must never be handed out again, and a reused block must be fully overwritten.
+    rows, cols = 70_000, 32  # 8.96 MB of float32
+    indptr, indices = csr(torch.full((rows,), 2), 50, seeded)
+    packed = kernels.pack(random_codes(50, cols, 4, seeded), 4)
+    ref = spmm_reference(indptr, indices, None, packed, 4, cols, 1, 0.5, 3, None)
+    first = kernels.spmm(indptr, indices, packed, 4, cols, 0.5, 3)
+    second = kernels.spmm(indptr, indices, packed, 4, cols, 0.5, 3)
+    assert first.data_ptr() != second.data_ptr()
+    second.fill_(float("nan"))
+    assert torch.equal(first, ref)
+    del second
+    third = kernels.spmm(indptr, indices, packed, 4, cols, 0.5, 3)  # may reuse the NaN-filled block
+    assert torch.equal(third, ref) and torch.equal(first, ref)
