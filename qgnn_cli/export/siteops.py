@@ -92,8 +92,24 @@ def dequant(packed: torch.Tensor, grid: Grid, cols: int) -> torch.Tensor:
         table = _BYTE_VALUES.setdefault(grid, _byte_values(grid))
     raw = packed.contiguous().view(torch.uint8)
     rows, nbytes = raw.shape
+    if raw.numel() < _SMALL:
+        return _dequant_small(raw, grid, cols)
     out = table.index_select(0, raw.reshape(-1).to(torch.int32)).view(rows, nbytes * table.shape[1])
     return out if out.shape[1] == cols else out[:, :cols].contiguous()
+
+
+# Below this many bytes, decode with shifts: elementwise ops on small tensors stay on one thread, while
+# index_select starts a parallel region, which costs milliseconds when other jobs hold the cores.
+_SMALL = 1 << 15
+
+
+def _dequant_small(raw: torch.Tensor, grid: Grid, cols: int) -> torch.Tensor:
+    b, per = grid.bits, 8 // grid.bits
+    codes = torch.stack([(raw >> (k * b)) & (2**b - 1) for k in range(per)], dim=2).view(raw.shape[0], -1)
+    values = codes[:, :cols].to(torch.float32)
+    if grid.mult != 1:
+        values = values * grid.mult
+    return (values - float(grid.zero)) * grid.scale_t()
 
 
 def requant(x: torch.Tensor, grid: Grid) -> torch.Tensor:
