@@ -87,9 +87,15 @@ def read_timing(log: Path) -> dict:
 
 
 def read_log(path: Path) -> list[dict]:
+    """The logged runs, one per cell and seed (a run logged twice, by overlapping invocations, counts once)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows: dict = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows.setdefault(cell_key(row), row)
+    return list(rows.values())
 
 
 def time_epochs(dataset: str, data_root: str, layers: int, configs: list[str], steps: int = 15) -> dict:
@@ -206,10 +212,10 @@ python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 5
 python benchmarks/accuracy.py --jobs 2 --datasets cora,citeseer,pubmed --layers 10 --seeds 0 --timing --timing-configs FP32,INT8,INT4,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 64 --seeds 0 --timing --timing-configs FP32,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 3 --configs FP32,INT2-BT*
-python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 5
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 3
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32 --gcn --gcn-configs FP32
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 3 --configs FP32 --ablation --gcn-configs FP32,INT2-BT*
-python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 3 --configs FP32,INT2,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 3 --configs FP32,INT2-BT*,INT2
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 2 --configs FP32 --ablation --gcn-configs FP32,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 3 --configs INT2
 python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 3 --configs INT8,INT4
 """
