@@ -2,10 +2,14 @@
 
 GEMMs run on ``kernels.gemm`` (packed activations x packed weights), aggregations on
 ``kernels.spmm_requant`` (packed rows in, the aggregated result quantized onto its output site's grid
-in the epilogue) with ``row_scale = D^-1/2``, and the sites between them in float with the rounding
-rule of ``kernels/rounding.py`` (``siteops.py``). SMP runs through ``nn.smp.smp_propagate``, the loop
-training uses, with a packed aggregation plugged in. Every step mirrors the training forward in eval
-mode, so the predictions are the QAT model's (tests/export/test_parity.py).
+in the epilogue) with ``row_scale = D^-1/2``. Between packed ops, values stay packed where the chain of
+sites is a function of the code alone: a GEMM's output codes (``quantize_pack`` on its output site)
+become the next GEMM's input codes across a ReLU, or a GCN aggregation's input codes across ``D^-1/2``,
+through byte tables (``lut.py``); a GCN aggregation's output codes become the next GEMM's input codes
+across bias, ReLU and the update site the same way. Other sites run in float with the rounding rule of
+``kernels/rounding.py`` (``siteops.py``). SMP runs through ``nn.smp.smp_propagate``, the loop training
+uses, with a packed aggregation plugged in. Every step mirrors the training forward in eval mode, so
+the predictions are the QAT model's, to the bit (tests/export/test_parity.py).
 
     model = PackedModel.load("model.qgnn")
     logp = model.forward(graph, model.features(graph))        # graph: data.Graph, CSR or PackedGraph
