@@ -194,6 +194,19 @@ training"): the same method, with float rounding that differs in the last bits d
 """
 
 
+FINDINGS = """\
+**2 bits on CiteSeer does not train reliably.** Diagnosis run (CiteSeer, INT2-BT*, seed 0, the
+benchmark's settings, `qgnn train`-equivalent): the loss stays at ln 6 from the first epoch to the last;
+the multiplier stays small and positive (1e-3 -> 1.3e-2 over the 10 steps) and the change energy is
+~1e-4: the propagated signal is flat. The gradient has to pass ~50 two-bit sites, each masking
+whatever its (alpha x batch) range clips, and here it dies before alpha can widen the ranges. With
+`--smp-grad exact` the same run starts learning around epoch 60 (55.4 % at best validation) but then
+the change energy reaches 1e4 and the multiplier turns negative (-0.9 by step 10) and the loss
+diverges. INT2 also lost a Cora seed (51.8 %) the same way. The fix to try next is an initial range
+that clips less at 2 bits (alpha searched for the gradient, not only for |Q(x) - x|) and a
+non-negative or clipped multiplier; we ran out of time to measure either.
+"""
+
 GCN_NOTES = """\
 **Deep GCN with the energy bound (beyond the paper).** The bound tr(dX_l^T L dX_l) <= alpha_th |E|
 caps how rough each layer's *change* may be. A plain deep GCN fails the other way: at initialisation
@@ -286,6 +299,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
                     times.append(f"{1000 * _stats([r['epoch_time_s'] for r in runs])[0]:.0f} ms")
                 out.append(f"| {variant} | {config} | " + " | ".join(acc) + " | " + " / ".join(times) + " |")
         out.append("")
+    out += [FINDINGS]
     if any(k[1] in GCN_VARIANTS for k in cells):
         out += [GCN_NOTES]
     out += render_targets(cells)
