@@ -29,7 +29,7 @@ from qgnn_cli.export.graph import PackedGraph
 from qgnn_cli.export.lut import CodeMap, RowCodeMap
 from qgnn_cli.export.pack_model import KIND, read_sites
 from qgnn_cli.export.siteops import Grid, StageClock, dequant, no_clock, requant
-from qgnn_cli.kernels import gemm, spmm, spmm_requant, words_per_row
+from qgnn_cli.kernels import gemm, gemm_requant, spmm, spmm_requant, words_per_row
 from qgnn_cli.nn.energy import dirichlet_energy
 from qgnn_cli.nn.smp import SMPParams, smp_propagate
 
@@ -156,8 +156,8 @@ class PackedModel:
                 to_next: CodeMap | None = None) -> torch.Tensor:
         """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward (``codes``: ``x`` already on the input grid).
 
-        ``to_next``: return the next linear's input codes instead (the output site packed by the kernel,
-        then ``relu`` and the next input site through a code table).
+        ``to_next``: return the next op's input codes instead (the output site packed in the GEMM's
+        epilogue by ``kernels.gemm_requant``, then a code table).
         """
         a_grid, w_grid, o_grid = (self.grids[f"{path}.{s}"] for s in ("input", "weight", "output"))
         w = self._weights[path]
@@ -167,9 +167,16 @@ class PackedModel:
             else:
                 with clock("requant"):
                     a = a_grid.pack(x)
+            args = (a, a_grid.bits, w["k"], a_grid.scale, a_grid.zero, w["weight"], w_grid.bits, w["w_scale"], w["w_zero"])
+            if to_next is not None and o_grid.enabled:  # the output site packed in the GEMM's epilogue
+                with clock("gemm"):
+                    out_codes = gemm_requant(*args, o_grid.bits, o_grid.scale, o_grid.zero, a_mult=a_grid.mult,
+                                             w_mult=w_grid.mult, out_mult=o_grid.mult, out_skew=o_grid.skew,
+                                             bias=w["bias"])
+                with clock("requant"):
+                    return to_next.apply(out_codes)
             with clock("gemm"):
-                out = gemm(a, a_grid.bits, w["k"], a_grid.scale, a_grid.zero, w["weight"], w_grid.bits,
-                           w["w_scale"], w["w_zero"], a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
+                out = gemm(*args, a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
         else:
             with clock("requant"):
                 xq = requant(x, a_grid)
