@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from qgnn_cli.bench.inference import BenchSpec, run_inference_bench  # noqa: E402
-from qgnn_cli.bench.report import markdown, save_section  # noqa: E402
+from qgnn_cli.bench.report import markdown, read_section, save_section  # noqa: E402
 from qgnn_cli.data import load_graph, synthetic_power_law  # noqa: E402
 
 TARGETS = "Targets (issue 6): GCN 2x128 on >= 2M nodes: INT2 >= 10x and INT4 >= 7x vs fp32 as written, INT2 >= 4x vs fp32_prealloc; SMP K = 10/32: INT2 >= 5.11x, INT4 >= 4.70x vs fp32; INT2 artefact >= 12x smaller than the FP32 model file."
@@ -80,9 +80,12 @@ def main() -> None:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--quick", action="store_true", help="a 20k-node graph and one round: check the script")
     parser.add_argument("--only", default=None, help="run only the runs whose graph is this name")
+    parser.add_argument("--append", action="store_true", help="keep the runs already in the section")
     args = parser.parse_args()
+    before = read_section(Path(args.results)).rstrip() + "\n\n" if args.append else ""
     nodes = 20_000 if args.quick else 2_000_000
-    command = "python benchmarks/inference.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/inference.py" + (" --quick" if args.quick else "") + (
+        f" --only {args.only}" if args.only else "") + (" --append" if args.append else "")
     graphs: dict[str, object] = {}
     done: list[tuple[str, dict]] = []
     header = [f"Recorded by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The machine "
@@ -106,7 +109,7 @@ def main() -> None:
         cmd += f" --model {spec.model} --depth {spec.layers} --width {spec.hidden} --reps {spec.reps}"
         done.append((cmd, result))
         body = "\n".join(header + [f"- {line}" for line in _verdicts(done)] + [""] + [markdown(r, c) for c, r in done])
-        save_section(Path(args.results), body, append=False)
+        save_section(Path(args.results), before + body, append=False)
         int2 = result["variants"].get("int2", {})
         print(f"    int2 {int2.get('speedup_vs_fp32', 0):.2f}x vs fp32, "
               f"{int2.get('speedup_vs_fp32_prealloc', 0):.2f}x vs fp32_prealloc", flush=True)

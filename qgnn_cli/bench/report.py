@@ -87,6 +87,14 @@ def table_lines(result: dict) -> list[str]:
             f"256 B per node and layer): {tables / 2**20:,.0f} MB in all, built in the warm-up call"]
 
 
+def read_section(path: Path) -> str:
+    """What the inference section of ``path`` holds now ("" if the file or the section is missing)."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    match = re.search(re.escape(BEGIN) + r"\n?(.*?)" + re.escape(END), text, re.S)
+    return match.group(1) if match else ""
+
+
 def save_section(path: Path, body: str, append: bool = True) -> None:
     """Put ``body`` between the inference markers of ``path`` (created if missing); other sections untouched.
 
