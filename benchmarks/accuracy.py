@@ -74,6 +74,7 @@ def run_one(task: dict) -> dict:
     return {**{k: task[k] for k in ("dataset", "variant", "config", "layers", "seed", "split", "epochs")},
             "overrides": task["overrides"], "test_acc": run["test_acc"], "best_val_acc": run["best_val_acc"],
             "best_epoch": run["best_epoch"], "epoch_time_s": run["epoch_time_s"],
+            "diverged_epoch": run["diverged_epoch"],
             "wall_s": time.perf_counter() - start}
 
 

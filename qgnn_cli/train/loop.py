@@ -88,6 +88,11 @@ def _same_config(saved: dict, config: TrainConfig) -> None:
             )
 
 
+def _finite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
 def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, run_dir: Path | None = None,
                 resume: bool = False, on_epoch: EpochCallback | None = None, run: int = 0) -> tuple[dict, torch.nn.Module]:
     """Train one model on ``graph`` (masks already chosen); returns (result, best-validation model)."""
@@ -113,6 +118,7 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
         torch.set_rng_state(state["rng"])
         start, history, best, best_state = state["epoch"], state["history"], state["best"], state["best_state"]
 
+    diverged = None
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -120,6 +126,9 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
         out = model(x, op)
         loss = F.nll_loss(out[train_mask], y[train_mask]) + model.penalty()
         loss.backward()
+        if not _finite(loss, model):  # diverged: a step would put NaN/Inf into the weights
+            diverged = epoch
+            break
         opt.step()
         model.ascent()
         sched.step()
@@ -148,9 +157,9 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
     model.load_state_dict(best_state)
     model.eval()
     # The first epoch also runs the quantizers' range search: leave it out of the per-epoch time.
-    times = [h["epoch_time_s"] for h in history[1:]] or [history[0]["epoch_time_s"]]
-    result = {"seed": seed, **best, "final_test_acc": history[-1]["test_acc"],
-              "epoch_time_s": sorted(times)[len(times) // 2], "history": history}
+    times = [h["epoch_time_s"] for h in history[1:]] or [h["epoch_time_s"] for h in history] or [0.0]
+    result = {"seed": seed, **best, "final_test_acc": history[-1]["test_acc"] if history else 0.0,
+              "epoch_time_s": sorted(times)[len(times) // 2], "diverged_epoch": diverged, "history": history}
     return result, model
 
 

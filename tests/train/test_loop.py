@@ -120,3 +120,10 @@ def test_resume_with_other_options_is_refused(tmp_path):
         run_training(config, tmp_path, graph=GRAPH, on_epoch=kill)
     with pytest.raises(ConfigError, match="bits=4"):
         run_training(dataclasses.replace(config, bits=8), tmp_path, graph=GRAPH, resume=True)
+
+
+def test_a_diverging_run_stops_and_keeps_its_best_epoch():
+    config = TrainConfig(**{**SMALL, "lr": 1e30, "epochs": 6})
+    metrics = run_training(config, graph=GRAPH)
+    run = metrics["runs"][0]
+    assert run["diverged_epoch"] is not None and run["best_epoch"] >= 0
