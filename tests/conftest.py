@@ -30,6 +30,16 @@ def shared_datasets() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread, restored afterwards: for tests on small tensors, where a second OpenMP
+    thread only adds synchronisation (and, on a shared machine, waits for a busy core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def seeded() -> torch.Generator:
     """A fresh generator per test, seeded from pytest's random order so inputs vary between tests."""
     return torch.Generator().manual_seed(torch.seed() % 2**31)

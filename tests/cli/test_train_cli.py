@@ -10,13 +10,8 @@ import torch
 
 from qgnn_cli.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_train_on_embedded_cora_end_to_end(tmp_path, capsys):

@@ -12,6 +12,8 @@ from qgnn_cli.nn import GraphOperator, QAggregate
 from qgnn_cli.quant import QLRQuantizer
 from tests.nn.graphs import ring_graph
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.parametrize("bits,bt", [(2, "none"), (4, "none"), (8, "none"), (2, "bt*"), (2, "bt")])
 def test_eval_aggregation_equals_spmm_reference(bits, bt, seeded):

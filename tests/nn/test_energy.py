@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from qgnn_cli.data import gcn_norm
 from qgnn_cli.nn import GraphOperator, dirichlet_energy
 from tests.nn.graphs import ring_graph
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_energy_equals_per_edge_sum(seeded):

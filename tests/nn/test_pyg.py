@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from qgnn_cli.nn import GraphOperator, QGCNLayer, SitePlan, SMPParams, SMPPropagation
 from tests.conftest import requires_pyg
 from tests.nn.graphs import ring_graph
 
-pytestmark = requires_pyg
+pytestmark = [requires_pyg, pytest.mark.usefixtures("one_thread")]
 
 
 def edge_index(g):

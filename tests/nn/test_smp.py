@@ -8,6 +8,8 @@ import torch
 from qgnn_cli.nn import GraphOperator, SitePlan, SMPParams, SMPPropagation, dirichlet_energy
 from tests.nn.graphs import ring_graph
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def pair(bits: int, bt: str = "none"):
     g = ring_graph(30, 6)

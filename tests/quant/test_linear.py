@@ -10,6 +10,8 @@ from qgnn_cli.kernels.quantize import quantize_pack_reference
 from qgnn_cli.nn import SparseFeatures
 from qgnn_cli.quant import QLinear, QLRQuantizer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def trained_linear(bits: int, x: torch.Tensor, bt: str = "none") -> QLinear:
     lin = QLinear(x.shape[1], 5, input_q=QLRQuantizer(bits, bt), weight_q=QLRQuantizer(bits, bt),

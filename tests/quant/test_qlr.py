@@ -9,6 +9,8 @@ from qgnn_cli.kernels import rounding
 from qgnn_cli.quant import QLRQuantizer, skewness
 from qgnn_cli.quant.init import alpha_candidates, search_alpha
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def fixed(bits: int, lo: float, hi: float, bt: str = "none", alpha: float = 1.0) -> QLRQuantizer:
     """A quantizer whose frozen range is [lo, hi] (as if trained), in eval mode."""

@@ -7,6 +7,8 @@ import pytest
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.train import TrainConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_paper_defaults_per_bit_width():
     assert TrainConfig().resolved().dropout == 0.8 and TrainConfig().resolved().alpha_th == 0.1

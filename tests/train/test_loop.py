@@ -13,6 +13,8 @@ from qgnn_cli.nn import GraphOperator
 from qgnn_cli.train import TrainConfig, load_model, node_features, run_training
 from tests.nn.graphs import ring_graph
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GRAPH = ring_graph(60, 20, features=12, classes=3)
 SMALL = dict(hidden=8, layers=4, epochs=6, checkpoint_every=2, lr_step=2)
 
