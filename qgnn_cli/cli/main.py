@@ -45,15 +45,14 @@ def _root(
     _debug["on"] = debug
 
 
-app.command("info")(info_cmd.info)
-# Command groups register here, one line each.
-app.command("bench")(bench_cmd.bench)
-app.command("eval")(eval_cmd.evaluate)
-app.command("export")(export_cmd.export)
-app.command("quantize")(quantize_cmd.quantize)
-app.command("train")(train_cmd.train)
+# Command groups, in the order of the workflow (help lists them so).
 app.add_typer(data_cmd.app, name="data")
-
+app.command("train")(train_cmd.train)
+app.command("quantize")(quantize_cmd.quantize)
+app.command("export")(export_cmd.export)
+app.command("eval")(eval_cmd.evaluate)
+app.command("bench")(bench_cmd.bench)
+app.command("info")(info_cmd.info)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 usage or input error)."""
