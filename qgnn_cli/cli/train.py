@@ -43,7 +43,7 @@ def train(
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of weights (default 0.01)."),
-    lr_alpha: Optional[float] = typer.Option(None, "--lr-alpha", help="Learning rate of the range multipliers (default 0.01; the paper's 1e-4 leaves them stuck)."),
+    lr_alpha: Optional[float] = typer.Option(None, "--lr-alpha", help="Learning rate of the range multipliers (default 1e-3; the paper's 1e-4 leaves them stuck)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     lr_step: Optional[int] = typer.Option(None, "--lr-step", help="Decay the weight learning rate every this many epochs."),
     lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma"),
