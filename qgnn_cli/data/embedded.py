@@ -16,6 +16,7 @@ import torch
 
 from qgnn_cli.data.graph import CSR, Graph, validated
 from qgnn_cli.data.npz import open_npz, read_array
+from qgnn_cli.data.splits import index_mask
 
 EMBEDDED_CORA = Path(__file__).parent / "embedded" / "cora.npz"
 _KEYS = ("adj_indptr", "adj_indices", "x_indptr", "x_indices", "x_shape", "y", "num_classes",
@@ -68,20 +69,15 @@ def load_compact(path: Path, name: str) -> Graph:
     rows = torch.repeat_interleave(torch.arange(n), torch.from_numpy(np.diff(a["x_indptr"])))
     x[rows, torch.from_numpy(a["x_indices"])] = 1.0
 
-    def mask(index: np.ndarray) -> torch.Tensor:
-        m = torch.zeros(n, dtype=torch.bool)
-        m[torch.from_numpy(index)] = True
-        return m
-
     graph = Graph(
         name=name,
         adj=CSR(torch.from_numpy(a["adj_indptr"]), torch.from_numpy(a["adj_indices"]), None, n),
         x=x,
         y=torch.from_numpy(a["y"]),
         num_classes=int(a["num_classes"]),
-        train_mask=mask(a["train_index"]),
-        val_mask=mask(a["val_index"]),
-        test_mask=mask(a["test_index"]),
+        train_mask=index_mask(a["train_index"], n),
+        val_mask=index_mask(a["val_index"], n),
+        test_mask=index_mask(a["test_index"], n),
         meta={"format": "embedded", "source": str(path), "source_sha256": sources},
     )
     return validated(graph, str(path))

@@ -17,6 +17,7 @@ import torch
 from qgnn_cli.data.edges import csr_from_edges
 from qgnn_cli.data.graph import Graph, validated
 from qgnn_cli.data.safe_pickle import load_restricted
+from qgnn_cli.data.splits import index_mask
 from qgnn_cli.errors import DataError
 
 # Folder name under planetoid/ for each dataset name.
@@ -99,20 +100,15 @@ def load_planetoid(folder: Path, name: str) -> Graph:
     src, dst = _edges_from_dict(adjacency, path["graph"])
     adj = csr_from_edges(src, dst, n, symmetrize=False, where=str(path["graph"]))
 
-    def mask(index: np.ndarray) -> torch.Tensor:
-        m = torch.zeros(n, dtype=torch.bool)
-        m[torch.from_numpy(index)] = True
-        return m
-
     graph = Graph(
         name=prefix,
         adj=adj,
         x=torch.from_numpy(features),
         y=torch.from_numpy(labels.astype(np.int64)),
         num_classes=int(ally.shape[1]),
-        train_mask=mask(np.arange(len(y))),
-        val_mask=mask(np.arange(len(y), len(y) + NUM_VAL)),
-        test_mask=mask(test_index),
+        train_mask=index_mask(np.arange(len(y)), n),
+        val_mask=index_mask(np.arange(len(y), len(y) + NUM_VAL), n),
+        test_mask=index_mask(test_index, n),
         meta={"format": "planetoid", "source": str(folder)},
     )
     return validated(graph, str(folder))

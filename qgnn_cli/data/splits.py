@@ -8,6 +8,13 @@ from qgnn_cli.data.graph import Graph
 from qgnn_cli.errors import DataError
 
 
+def index_mask(index, num_nodes: int) -> torch.Tensor:
+    """A bool (N,) mask that is True at ``index`` (an int array or tensor of node ids)."""
+    mask = torch.zeros(num_nodes, dtype=torch.bool)
+    mask[torch.as_tensor(index, dtype=torch.int64)] = True
+    return mask
+
+
 def random_split(
     graph: Graph,
     seed: int,
