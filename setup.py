@@ -1,7 +1,7 @@
 """Build the qgnn_cli._C extension from csrc/.
 
 CPU sources always; CUDA sources (csrc/cuda/*.cu plus their torch glue csrc/cuda/*.cpp) only when
-the installed torch was built with CUDA and nvcc is found. No -march=native: ISA-specific code lives
+the installed torch was built with CUDA and nvcc is found. No flags for the build machine's own CPU: ISA-specific code lives
 in its own translation units (csrc/cpu/*_avx2.cpp, *_avx512.cpp) with target attributes and is
 chosen at run time (csrc/cpu/isa.cpp).
 
