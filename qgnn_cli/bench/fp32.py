@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qgnn_cli.data import CSR, gcn_norm
+from qgnn_cli.nn.smp import update_multipliers
 
 
 def a_hat_sparse(adj: CSR) -> torch.Tensor:
@@ -83,9 +84,8 @@ def fp32_forward(model: nn.Module, kind: str, a_hat: torch.Tensor) -> Callable[[
             dx = half - z
             adx = _spmm(a_hat, dx)
             z = half - (2 * p.eta * lam) * (dx - adx) if p.grad == "exact" else half + (2 * p.eta * lam) * adx
-            s = s + 2 * p.eta_s * lam * s
             energy = float((dx * dx).sum() - (dx * adx).sum())
-            lam = lam + p.eta_lambda * (budget - s * s - energy)
+            lam, s = update_multipliers(lam, s, energy, p, budget)
         return F.log_softmax(z, dim=-1)
 
     return smp
@@ -147,8 +147,7 @@ def fp32_prealloc_forward(model: nn.Module, kind: str, a_hat: torch.Tensor, num_
                 z.copy_(ax).sub_(dx, alpha=2 * p.eta * lam).add_(adx, alpha=2 * p.eta * lam)
             else:
                 z.copy_(ax).add_(adx, alpha=2 * p.eta * lam)
-            s = s + 2 * p.eta_s * lam * s
-            lam = lam + p.eta_lambda * (budget - s * s - energy)
+            lam, s = update_multipliers(lam, s, energy, p, budget)
         return F.log_softmax(z, dim=-1)
 
     return smp

@@ -4,7 +4,8 @@
     pack_model.py  a trained model -> tensors + meta (packed weight codes, every site's grid, the config)
     graph.py       a graph prepared once for the kernels (A + I, int32 columns, D^-1/2)
     siteops.py     per-site float ops with the rounding rule, and the stage clock
-    runtime.py     PackedModel: the eval forward on qgnn_cli.kernels ops
+    runtime.py     PackedModel: the eval forward on qgnn_cli.kernels ops (the GCN stack, the GEMMs)
+    smp_runtime.py the SMP propagation of the paper's model on the packed kernels
     ptq.py         post-training quantization (calibration, optional short QAT fine-tune)
 """
 

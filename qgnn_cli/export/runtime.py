@@ -7,8 +7,7 @@ sites is a function of the code alone: a GEMM's output codes (``quantize_pack`` 
 become the next GEMM's input codes across a ReLU, or a GCN aggregation's input codes across ``D^-1/2``,
 through byte tables (``lut.py``); a GCN aggregation's output codes become the next GEMM's input codes
 across bias, ReLU and the update site the same way. Other sites run in float with the rounding rule of
-``kernels/rounding.py`` (``siteops.py``). SMP runs through ``nn.smp.smp_propagate``, the loop training
-uses, with a packed aggregation plugged in. Every step mirrors the training forward in eval mode, so
+``kernels/rounding.py`` (``siteops.py``). SMP's propagation is ``smp_runtime.py``. Every step mirrors the training forward in eval mode, so
 the predictions are the QAT model's, to the bit (tests/export/test_parity.py).
 
     model = PackedModel.load("model.qgnn")
@@ -30,8 +29,8 @@ from qgnn_cli.export.lut import CodeMap, RowCodeMap
 from qgnn_cli.export.pack_model import KIND, read_sites
 from qgnn_cli.export.siteops import Grid, StageClock, dequant, no_clock, requant
 from qgnn_cli.kernels import gemm, gemm_requant, spmm, spmm_requant, words_per_row
-from qgnn_cli.nn.energy import dirichlet_energy
-from qgnn_cli.nn.smp import SMPParams, smp_propagate
+from qgnn_cli.export.smp_runtime import forward_smp
+from qgnn_cli.nn.smp import SMPParams
 
 ENERGY_MODES = ("exact", "identity")
 
@@ -313,29 +312,4 @@ class PackedModel:
         return self._linear("lin_out", h, clock, codes)
 
     def _forward_smp(self, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
-        if self.relu_map is not None:
-            h = self._linear("mlp.lin2", None, clock, codes=self._linear("mlp.lin1", x, clock, to_next=self.relu_map))
-        else:
-            z = self._linear("mlp.lin1", x, clock)
-            with clock("other"):
-                z = F.relu(z, inplace=True)
-            h = self._linear("mlp.lin2", z, clock)
-        last = {}
-
-        def aggregate(k: int, which: str, t: torch.Tensor) -> torch.Tensor:
-            out = self._aggregate(f"prop.steps.{k}.agg_{which}", t, g, clock)
-            last[which] = out
-            return out
-
-        def update(k: int, t: torch.Tensor) -> torch.Tensor:
-            with clock("requant"):
-                return requant(t, self.grids[f"prop.steps.{k}.update"])
-
-        def energy_fn(dx: torch.Tensor) -> torch.Tensor:
-            with clock("other"):
-                if energy == "exact":
-                    return dirichlet_energy(dx, g)  # g quacks like nn.GraphOperator here
-                return (dx * dx).sum() - (dx * last["dx"]).sum()
-
-        return smp_propagate(h, self.layers, self.smp_params, aggregate, update, energy_fn, g.num_entries)
-
+        return forward_smp(self, g, x, clock, energy)

@@ -8,10 +8,10 @@ from qgnn_cli.nn.mlp import QMLP
 from qgnn_cli.nn.models import MODELS, SMPModel, build_model
 from qgnn_cli.nn.operator import GraphOperator
 from qgnn_cli.nn.sites import SITE_GROUPS, SitePlan
-from qgnn_cli.nn.smp import GRAD_MODES, PROP_MODES, SMPParams, SMPPropagation, smp_propagate
+from qgnn_cli.nn.smp import GRAD_MODES, PROP_MODES, SMPParams, SMPPropagation, smp_propagate, update_multipliers
 
 __all__ = [
     "DeepGCN", "GRAD_MODES", "GraphOperator", "MODELS", "PROP_MODES", "QAggregate", "QGCNLayer", "QMLP",
     "SITE_GROUPS", "SMPModel", "SparseFeatures", "maybe_sparse", "SMPParams", "SMPPropagation", "SitePlan", "build_model", "dirichlet_energy",
-    "smp_propagate",
+    "smp_propagate", "update_multipliers",
 ]

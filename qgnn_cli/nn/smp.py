@@ -55,6 +55,16 @@ class SMPParams:
     grad: str = "authors"
 
 
+def update_multipliers(lam: float, s: float, e_k: float, params: SMPParams, budget: float) -> tuple[float, float]:
+    """One step's slack and multiplier update (python floats), given the step's change energy ``e_k``.
+
+    The one definition of the rule: training's loop and every packed runtime call it.
+    """
+    s = s + 2.0 * params.eta_s * lam * s
+    lam = lam + params.eta_lambda * (budget - s * s - e_k)
+    return lam, s
+
+
 def smp_propagate(
     h: torch.Tensor,
     steps: int,
@@ -87,9 +97,8 @@ def smp_propagate(
             x = update(k, x_half - (2.0 * p.eta * lam) * (dx - adx))
         else:
             x = update(k, x_half + (2.0 * p.eta * lam) * adx)
-        s = s + 2.0 * p.eta_s * lam * s
         e_k = float(energy(dx.detach()))
-        lam = lam + p.eta_lambda * (budget - s * s - e_k)
+        lam, s = update_multipliers(lam, s, e_k, p, budget)
         if trace is not None:
             trace.append((lam, s, e_k))
     return x
