@@ -119,5 +119,30 @@ int64_t gather_floor_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, uin
 int64_t gather_floor_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
 int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
 
+// qgnn::smp_delta / qgnn::smp_update (qgnn_cli/kernels/smp.py): the elementwise part of one SMP step
+// over the packed rows [r0, r1). Sites: 0 x, 1 ax, 2 h, 3 adx (smp_update) or dx_in (smp_delta, the
+// output grid), 4 update, 5 next_in (smp_update; bits 32: off). Each returns the float64 energy sum of
+// its rows: sum(dx * dx) (delta) or sum(dx * adx) (update).
+struct SmpStepArgs {
+  const uint32_t* in[4];  // packed rows of x, ax, h, adx (adx: nullptr in smp_delta and mode appnp)
+  int64_t in_words[4];
+  Grid grid[6];
+  const float* dinv;  // [rows]
+  int64_t cols;
+  float keep, smooth, eta, c;
+  int mode;              // 0 authors, 1 exact, 2 appnp
+  uint32_t* out_codes;   // delta: dx on grid 3; update: x on grid 4 (nullptr when it is off)
+  int64_t out_words;
+  float* out_float;      // delta: dx [rows, cols] or nullptr; update: x when grid 4 is off
+  uint32_t* pre;         // update: next step's aggregation input on grid 5, or nullptr
+  int64_t pre_words;
+};
+// Scratch floats one call needs (two float rows).
+int64_t smp_scratch_floats(int64_t cols);
+double smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
+double smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
+double smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
+double smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
+
 }  // namespace cpu
 }  // namespace qgnn

@@ -1,8 +1,13 @@
 """Packed inference of the paper's model: the quantized MLP, then K SMP steps on the packed kernels.
 
-The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path; the propagation runs
-``nn.smp.smp_propagate``, the very loop training uses, with packed aggregations plugged in, so the
-multiplier updates and every site follow training's eval forward.
+The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. When every site of the
+propagation is on (the quantized models' plan: all but the last update), the propagation stays in
+packed codes from step to step: per step two ``qgnn::spmm_requant`` aggregations and two fused
+elementwise ops, ``qgnn::smp_delta`` (x_half, dx, dx's aggregation input) and ``qgnn::smp_update`` (the
+updated X on its site and the next aggregation's input), which follow ``nn.smp.smp_propagate``'s float32
+arithmetic element for element. Otherwise (a site off: float values between sites) it runs
+``smp_propagate`` itself with packed aggregations plugged in. Both call ``nn.smp.update_multipliers``,
+so the multipliers follow training's eval forward.
 """
 
 from __future__ import annotations
@@ -11,20 +16,109 @@ import torch
 import torch.nn.functional as F
 
 from qgnn_cli.export.graph import PackedGraph
-from qgnn_cli.export.siteops import requant
+from qgnn_cli.export.siteops import Grid, dequant, requant
+from qgnn_cli.kernels import smp_delta, smp_update
 from qgnn_cli.nn.energy import dirichlet_energy
-from qgnn_cli.nn.smp import smp_propagate
+from qgnn_cli.nn.smp import smp_propagate, update_multipliers
+
+_OFF = Grid(32, 1.0, 0)
+
+
+class _SameCodes:
+    """A ``to_next`` map for ``PackedModel._linear`` that keeps the output site's codes."""
+
+    @staticmethod
+    def apply(codes: torch.Tensor) -> torch.Tensor:
+        return codes
 
 
 def forward_smp(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
     """The propagated class scores (float32, before log-softmax) of ``model`` (a ``PackedModel``)."""
+    if _packed_propagation(model):
+        return _forward_packed(model, g, x, clock, energy)
+    return _forward_float(model, g, x, clock, energy)
+
+
+def _site(model, k: int, name: str) -> Grid:
+    return model.grids[f"prop.steps.{k}.{name}"]
+
+
+def _packed_propagation(model) -> bool:
+    """Whether every value the propagation hands from site to site is a code (see the module docstring)."""
+    if not model.grids["mlp.lin2.output"].enabled:
+        return False
+    which = ("agg_x", "agg_dx") if model.smp_params.mode == "smp" else ("agg_x",)
+    for k in range(model.layers):
+        names = [f"{w}.{s}" for w in which for s in ("input", "output")]
+        if k + 1 < model.layers:
+            names.append("update")
+        if not all(_site(model, k, n).enabled for n in names):
+            return False
+    return True
+
+
+def _mlp(model, x: torch.Tensor, clock, to_next=None) -> torch.Tensor:
+    """H: float values, or (``to_next``) the codes of ``mlp.lin2``'s output site."""
     if model.relu_map is not None:
-        h = model._linear("mlp.lin2", None, clock, codes=model._linear("mlp.lin1", x, clock, to_next=model.relu_map))
-    else:
-        z = model._linear("mlp.lin1", x, clock)
-        with clock("other"):
-            z = F.relu(z, inplace=True)
-        h = model._linear("mlp.lin2", z, clock)
+        codes = model._linear("mlp.lin1", x, clock, to_next=model.relu_map)
+        return model._linear("mlp.lin2", None, clock, codes=codes, to_next=to_next)
+    z = model._linear("mlp.lin1", x, clock)
+    with clock("other"):
+        z = F.relu(z, inplace=True)
+    return model._linear("mlp.lin2", z, clock, to_next=to_next)
+
+
+def _grid(g: Grid) -> tuple:
+    return (g.bits, g.scale, g.zero, g.mult, g.skew)
+
+
+def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
+    p, steps, cols = model.smp_params, model.layers, model.num_classes
+    h_grid = model.grids["mlp.lin2.output"]
+    h = _mlp(model, x, clock, to_next=_SameCodes)
+    if steps == 0:
+        with clock("requant"):
+            return dequant(h, h_grid, cols)
+    keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta  # as smp_propagate computes them
+    lam, s = p.lambda_init, p.s_init
+    budget = p.alpha_th * g.num_entries
+    with clock("requant"):
+        start = dequant(h, h_grid, cols)
+    ax = model._aggregate("prop.steps.0.agg_x", start, g, clock, inplace=True, packed_out=True)
+    xc, x_grid = h, h_grid
+    for k in range(steps):
+        ax_grid, upd = _site(model, k, "agg_x.output"), _site(model, k, "update")
+        nxt = _site(model, k + 1, "agg_x.input") if k + 1 < steps else _OFF
+        if p.mode == "appnp":
+            with clock("requant"):
+                out, pre, _ = smp_update(xc, ax, h, None, g.dinv, cols,
+                                         [_grid(x_grid), _grid(ax_grid), _grid(h_grid), None, _grid(upd), _grid(nxt)],
+                                         keep, smooth, p.eta, 0.0, "appnp")
+        else:
+            dx_in, dx_out = _site(model, k, "agg_dx.input"), _site(model, k, "agg_dx.output")
+            with clock("requant"):
+                dxc, dx, sq = smp_delta(xc, ax, h, g.dinv, cols, [_grid(x_grid), _grid(ax_grid), _grid(h_grid),
+                                                                  _grid(dx_in)], keep, smooth, p.eta,
+                                        want_dx=energy == "exact")
+            adx = model._aggregate_codes(dxc, dx_in, dx_out, g, clock, True, cols)
+            grids = [_grid(x_grid), _grid(ax_grid), _grid(h_grid), _grid(dx_out), _grid(upd), _grid(nxt)]
+            with clock("requant"):
+                out, pre, cross = smp_update(xc, ax, h, adx, g.dinv, cols, grids, keep, smooth, p.eta,
+                                             2.0 * p.eta * lam, p.grad)
+            with clock("other"):
+                e_k = float(dirichlet_energy(dx, g)) if energy == "exact" else float(sq) - float(cross)
+            lam, s = update_multipliers(lam, s, e_k, p, budget)
+        if k + 1 < steps:
+            ax = model._aggregate_codes(pre, nxt, _site(model, k + 1, "agg_x.output"), g, clock, True, cols)
+        xc, x_grid = out, upd
+    if x_grid.enabled:  # the last update site is on: its values are the output
+        with clock("requant"):
+            return dequant(xc, x_grid, cols)
+    return xc
+
+
+def _forward_float(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
+    h = _mlp(model, x, clock)
     last = {}
 
     def aggregate(k: int, which: str, t: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from qgnn_cli.kernels.library import (
 )
 from qgnn_cli.kernels.pack import pack, unpack, words_per_row
 from qgnn_cli.kernels.quantize import quantize_pack
+from qgnn_cli.kernels.smp import smp_delta, smp_update
 from qgnn_cli.kernels.spmm import spmm, spmm_requant
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "gemm",
     "gemm_requant",
     "gather_floor",
+    "smp_delta",
+    "smp_update",
     "cpu_features",
     "extension_available",
     "selected_isa",
