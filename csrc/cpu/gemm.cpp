@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../common/codes.h"
+#include "chain.h"
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
@@ -58,6 +59,7 @@ void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch)
     if (!a.requant) {
       std::copy(y, y + a.o, a.out + r * a.o);
     } else {
+      if (a.chain) apply_chain_scalar(*a.chain, y, a.o, r);
       uint32_t* dst = a.out_packed + r * a.out_words;
       std::fill(dst, dst + a.out_words, 0u);
       const Grid& g = a.out_grid;
@@ -71,7 +73,8 @@ namespace {
 
 at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
                      int64_t a_zero, const at::Tensor& w_in, int64_t w_bits, int64_t w_mult, const at::Tensor& w_scale_in,
-                     const at::Tensor& w_zero_in, const c10::optional<at::Tensor>& bias_in, const Grid* out_grid) {
+                     const at::Tensor& w_zero_in, const c10::optional<at::Tensor>& bias_in, const Grid* out_grid,
+                     const Chain* chain = nullptr) {
   for (int64_t b : {a_bits, w_bits})
     TORCH_CHECK(b == 1 || b == 2 || b == 4 || b == 8, "unsupported bit width ", b);
   TORCH_CHECK(a_in.scalar_type() == at::kInt && a_in.dim() == 2, "a_packed must be 2-D int32");
@@ -151,6 +154,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     g.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
     g.out_words = out_words;
     g.out_grid = *out_grid;
+    g.chain = chain;
   } else {
     g.out = out.data_ptr<float>();
   }
@@ -183,13 +187,19 @@ at::Tensor gemm_cpu(const at::Tensor& a, int64_t a_bits, int64_t k, int64_t a_mu
 at::Tensor gemm_requant_cpu(const at::Tensor& a, int64_t a_bits, int64_t k, int64_t a_mult, double a_scale,
                             int64_t a_zero, const at::Tensor& w, int64_t w_bits, int64_t w_mult,
                             const at::Tensor& w_scale, const at::Tensor& w_zero, const c10::optional<at::Tensor>& bias,
-                            int64_t out_bits, double out_scale, int64_t out_zero, int64_t out_mult, int64_t out_skew) {
+                            int64_t out_bits, double out_scale, int64_t out_zero, int64_t out_mult, int64_t out_skew,
+                            const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,
+                            const c10::optional<at::Tensor>& chain_col) {
   TORCH_CHECK(out_bits == 1 || out_bits == 2 || out_bits == 4 || out_bits == 8, "unsupported bit width ", out_bits);
   TORCH_CHECK(out_mult >= 1 && out_mult * ((1 << out_bits) - 1) <= 255, "out_mult exceeds the 8-bit grid");
   TORCH_CHECK(out_scale > 0, "out_scale must be positive");
   const Grid grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
                   static_cast<int>(out_mult), static_cast<int>(out_skew)};
-  return gemm_impl(a, a_bits, k, a_mult, a_scale, a_zero, w, w_bits, w_mult, w_scale, w_zero, bias, &grid);
+  TORCH_CHECK(a.dim() == 2 && w.dim() == 2, "a_packed and w_packed must be 2-D");
+  ChainHold hold;
+  const bool chained = read_chain(chain, chain_row, chain_col, a.size(0), w.size(0), &hold);
+  return gemm_impl(a, a_bits, k, a_mult, a_scale, a_zero, w, w_bits, w_mult, w_scale, w_zero, bias, &grid,
+                   chained ? &hold.chain : nullptr);
 }
 
 }  // namespace

@@ -109,8 +109,10 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
     }
   }
   if (a.requant)
-    for (int64_t r = r0; r < r1; ++r)
+    for (int64_t r = r0; r < r1; ++r) {
+      if (a.chain) apply_chain_scalar(*a.chain, tile + (r - r0) * a.o, a.o, r);
       quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
+    }
 }
 
 }  // namespace cpu

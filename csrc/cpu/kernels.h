@@ -24,6 +24,24 @@ struct Grid {
   int skew;
 };
 
+// An epilogue chain (qgnn_cli/kernels/chain.py, which defines the same stage codes): per-element
+// float32 stages that spmm_requant and gemm_requant apply to each output row, in order, before the
+// row is quantized onto the output grid. This is how a run of sites between two packed ops (output
+// site, D^-1/2, bias, ReLU, update site) stays inside one kernel instead of extra passes.
+enum ChainOp : int { kChainFakeQuant = 0, kChainMulRow = 1, kChainAddCol = 2, kChainRelu = 3 };
+constexpr int kMaxChainStages = 8;
+struct Chain {
+  int n;
+  int op[kMaxChainStages];
+  Grid grid[kMaxChainStages];  // for kChainFakeQuant: value = (mult * code - zero) * scale
+  const float* row;            // [rows], for kChainMulRow: y *= row[r]
+  const float* col;            // [cols], for kChainAddCol: y += col[c]
+};
+
+// The chain on one row y[0, cols) of output row `row`, scalar (chain.cpp, baseline ISA, no FMA
+// contraction); the generic and AVX2 paths call it, AVX-512 has its own (quantize_avx512.inc).
+void apply_chain_scalar(const Chain& c, float* y, int64_t cols, int64_t row);
+
 // qgnn::spmm / qgnn::spmm_requant over the rows [r0, r1) of a CSR matrix.
 struct SpmmArgs {
   const int64_t* indptr;   // [num_rows + 1]
@@ -45,6 +63,7 @@ struct SpmmArgs {
   uint32_t* out_packed;  // [num_rows, out_words]
   int64_t out_words;
   Grid out_grid;
+  const Chain* chain;  // applied before out_grid (requant only), or nullptr
   int prefetch;  // software prefetch distance in edges (0: none)
   bool stream;   // non-temporal stores allowed for float output rows (QGNN_STREAM_STORES, default 1)
 };
@@ -103,6 +122,7 @@ struct GemmArgs {
   uint32_t* out_packed;  // [n, out_words]
   int64_t out_words;
   Grid out_grid;
+  const Chain* chain;  // applied before out_grid (requant only), or nullptr
 };
 size_t gemm_scratch_bytes(const GemmArgs& a);
 size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../common/codes.h"
+#include "chain.h"
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
@@ -57,11 +58,12 @@ void add_weighted(float* acc, const uint32_t* row, int64_t words, float w, int m
 }  // namespace
 
 // The row epilogue shared by the generic path: float row y -> out (float) or packed codes.
-static void finish_row_generic(const SpmmArgs& a, int64_t i, const float* y) {
+static void finish_row_generic(const SpmmArgs& a, int64_t i, float* y) {
   if (!a.requant) {
     std::memcpy(a.out + i * a.cols, y, sizeof(float) * a.cols);
     return;
   }
+  if (a.chain) apply_chain_scalar(*a.chain, y, a.cols, i);
   uint32_t* dst = a.out_packed + i * a.out_words;
   std::memset(dst, 0, sizeof(uint32_t) * a.out_words);
   const Grid& g = a.out_grid;
@@ -295,7 +297,9 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
                             const c10::optional<at::Tensor>& values, const at::Tensor& packed, int64_t bits,
                             int64_t cols, int64_t mult, double scale, int64_t zero,
                             const c10::optional<at::Tensor>& row_scale, int64_t out_bits, double out_scale,
-                            int64_t out_zero, int64_t out_mult, int64_t out_skew) {
+                            int64_t out_zero, int64_t out_mult, int64_t out_skew,
+                            const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,
+                            const c10::optional<at::Tensor>& chain_col) {
   TORCH_CHECK(out_bits == 1 || out_bits == 2 || out_bits == 4 || out_bits == 8, "unsupported bit width ", out_bits);
   TORCH_CHECK(out_mult >= 1 && out_mult * ((1 << out_bits) - 1) <= 255, "out_mult exceeds the 8-bit grid");
   TORCH_CHECK(out_scale > 0, "out_scale must be positive");
@@ -309,6 +313,8 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
   a.requant = true;
   a.out_grid = Grid{static_cast<int>(out_bits), static_cast<float>(out_scale), static_cast<int>(out_zero),
                     static_cast<int>(out_mult), static_cast<int>(out_skew)};
+  ChainHold hold;
+  if (read_chain(chain, chain_row, chain_col, rows, cols, &hold)) a.chain = &hold.chain;
   run_rows(a, rows, pick_spmm());
   return out;
 }

@@ -107,7 +107,10 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
         _mm256_maskstore_ps(yrow + f, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(facc + f, m), vscale), vrs));
       }
     }
-    if (a.requant) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    if (a.requant) {
+      if (a.chain) apply_chain_scalar(*a.chain, y, a.cols, i);
+      quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    }
   }
   return bad;
 }

@@ -111,7 +111,10 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
         _mm512_mask_storeu_ps(yrow + f, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, facc + f), vscale), vrs));
       }
     }
-    if (a.requant) quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    if (a.requant) {
+      if (a.chain) apply_chain(*a.chain, y, a.cols, i);
+      quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+    }
   }
   if (stream) _mm_sfence();
   return bad;

@@ -172,7 +172,13 @@ at::Tensor spmm_requant_cuda(const at::Tensor& indptr, const at::Tensor& indices
                              const std::optional<at::Tensor>& values, const at::Tensor& packed, int64_t bits,
                              int64_t cols, int64_t mult, double scale, int64_t zero,
                              const std::optional<at::Tensor>& row_scale, int64_t out_bits, double out_scale,
-                             int64_t out_zero, int64_t out_mult, int64_t out_skew) {
+                             int64_t out_zero, int64_t out_mult, int64_t out_skew,
+                             const std::optional<at::Tensor>& chain, const std::optional<at::Tensor>& chain_row,
+                             const std::optional<at::Tensor>& chain_col) {
+  (void)chain_row;
+  (void)chain_col;
+  TORCH_CHECK(!chain.has_value() || chain->size(0) == 0,
+              "qgnn::spmm_requant: epilogue chains run on the CPU kernels only (move the tensors to the CPU)");
   return spmm_impl(indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale,
                    OutGrid{out_bits, out_zero, out_mult, out_skew, out_scale});
 }

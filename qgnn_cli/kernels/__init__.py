@@ -1,11 +1,12 @@
 """Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it.
 
 Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), ``spmm``/``spmm_requant``
-(spmm.py), ``gemm``/``gemm_requant`` (gemm.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
+(spmm.py), ``gemm``/``gemm_requant`` (gemm.py), their epilogue chains (chain.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
 ``torch.ops.qgnn.<op>``, which dispatches to the compiled kernel for the tensors' device when there
 is one and to the reference otherwise.
 """
 
+from qgnn_cli.kernels.chain import Chain
 from qgnn_cli.kernels.floor import gather_floor
 from qgnn_cli.kernels.gemm import gemm, gemm_requant
 from qgnn_cli.kernels.library import (
@@ -22,6 +23,7 @@ from qgnn_cli.kernels.smp import smp_delta, smp_update
 from qgnn_cli.kernels.spmm import spmm, spmm_requant
 
 __all__ = [
+    "Chain",
     "pack",
     "unpack",
     "words_per_row",

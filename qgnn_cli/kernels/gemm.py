@@ -14,13 +14,14 @@ equal entries in ``w_scale`` / ``w_zero``.
 
 ``gemm_requant`` returns ``quantize_pack(gemm(...), out grid)`` without materialising the float
 output (at n = 2M and 128 outputs that is 1 GB written and re-read): the packed activations of the
-next layer.
+next layer. An epilogue chain (``chain.py``) runs its per-element stages on the float rows first.
 """
 
 from __future__ import annotations
 
 import torch
 
+from qgnn_cli.kernels.chain import Chain, apply_chain_reference, check_chain
 from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import unpack_reference
 from qgnn_cli.kernels.pack import words_per_row
@@ -55,21 +56,23 @@ define(
 
 def gemm_requant_reference(
     a_packed, a_bits, k, a_mult, a_scale, a_zero, w_packed, w_bits, w_mult, w_scale, w_zero, bias,
-    out_bits, out_scale, out_zero, out_mult, out_skew,
+    out_bits, out_scale, out_zero, out_mult, out_skew, chain=None, chain_row=None, chain_col=None,
 ) -> torch.Tensor:
     out = gemm_reference(a_packed, a_bits, k, a_mult, a_scale, a_zero, w_packed, w_bits, w_mult, w_scale, w_zero, bias)
+    out = apply_chain_reference(out, chain, chain_row, chain_col)
     return quantize_pack_reference(out, out_bits, out_scale, out_zero, out_mult, out_skew)
 
 
 def _gemm_requant_fake(a_packed, a_bits, k, a_mult, a_scale, a_zero, w_packed, w_bits, w_mult, w_scale, w_zero, bias,
-                       out_bits, out_scale, out_zero, out_mult, out_skew):
+                       out_bits, out_scale, out_zero, out_mult, out_skew, chain=None, chain_row=None, chain_col=None):
     return a_packed.new_empty((a_packed.shape[0], words_per_row(w_packed.shape[0], out_bits)), dtype=torch.int32)
 
 
 define(
     "gemm_requant(Tensor a_packed, int a_bits, int k, int a_mult, float a_scale, int a_zero, "
     "Tensor w_packed, int w_bits, int w_mult, Tensor w_scale, Tensor w_zero, Tensor? bias, "
-    "int out_bits, float out_scale, int out_zero, int out_mult, int out_skew) -> Tensor",
+    "int out_bits, float out_scale, int out_zero, int out_mult, int out_skew, "
+    "Tensor? chain=None, Tensor? chain_row=None, Tensor? chain_col=None) -> Tensor",
     gemm_requant_reference,
     _gemm_requant_fake,
 )
@@ -138,12 +141,18 @@ def gemm_requant(
     out_mult: int = 1,
     out_skew: int = 0,
     bias: torch.Tensor | None = None,
+    chain: Chain | None = None,
 ) -> torch.Tensor:
-    """:func:`gemm` followed by re-quantisation onto the output grid; packed int32 (n, words)."""
+    """:func:`gemm` followed by re-quantisation onto the output grid; packed int32 (n, words).
+
+    ``chain``: per-element stages applied to the float rows before the output grid (``chain.py``).
+    """
     _check_gemm_inputs(a_packed, a_bits, k, a_scale, a_zero, w_packed, w_bits, w_scale, w_zero, a_mult, w_mult, bias)
     check_grid(out_bits, out_scale, out_zero, out_mult, out_skew)
+    chain_args = chain.args() if chain is not None else (None, None, None)
+    check_chain(*chain_args, a_packed.shape[0], w_packed.shape[0])
     return torch.ops.qgnn.gemm_requant(
         a_packed.contiguous(), a_bits, k, a_mult, float(a_scale), int(a_zero),
         w_packed.contiguous(), w_bits, w_mult, w_scale.contiguous(), w_zero.contiguous(), bias,
-        out_bits, float(out_scale), int(out_zero), int(out_mult), int(out_skew),
+        out_bits, float(out_scale), int(out_zero), int(out_mult), int(out_skew), *chain_args,
     )

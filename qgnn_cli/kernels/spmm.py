@@ -14,7 +14,8 @@ runs: aggregate codes of the pre-scaled rows ``D^-1/2 X`` over the unweighted ``
 within float32 rounding. ``row_scale`` is optional (ones).
 
 ``spmm_requant`` returns ``quantize_pack(spmm(...), out grid)`` without materialising the float
-output: the next propagation step can read it directly.
+output: the next propagation step can read it directly. An epilogue chain (``chain.py``) runs its
+per-element stages on the float rows first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import warnings
 
 import torch
 
+from qgnn_cli.kernels.chain import Chain, apply_chain_reference, check_chain
 from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import unpack_reference, words_per_row
 from qgnn_cli.kernels.quantize import check_grid, quantize_pack_reference
@@ -64,9 +66,10 @@ def spmm_reference(
 
 def spmm_requant_reference(
     indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale,
-    out_bits, out_scale, out_zero, out_mult, out_skew,
+    out_bits, out_scale, out_zero, out_mult, out_skew, chain=None, chain_row=None, chain_col=None,
 ) -> torch.Tensor:
     out = spmm_reference(indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale)
+    out = apply_chain_reference(out, chain, chain_row, chain_col)
     return quantize_pack_reference(out, out_bits, out_scale, out_zero, out_mult, out_skew)
 
 
@@ -75,7 +78,7 @@ def _spmm_fake(indptr, indices, values, packed, bits, cols, mult, scale, zero, r
 
 
 def _spmm_requant_fake(indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale,
-                       out_bits, out_scale, out_zero, out_mult, out_skew):
+                       out_bits, out_scale, out_zero, out_mult, out_skew, chain=None, chain_row=None, chain_col=None):
     return packed.new_empty((indptr.shape[0] - 1, words_per_row(cols, out_bits)), dtype=torch.int32)
 
 
@@ -83,7 +86,8 @@ _ARGS = ("Tensor indptr, Tensor indices, Tensor? values, Tensor packed, int bits
          "int mult, float scale, int zero, Tensor? row_scale")
 define(f"spmm({_ARGS}) -> Tensor", spmm_reference, _spmm_fake)
 define(
-    f"spmm_requant({_ARGS}, int out_bits, float out_scale, int out_zero, int out_mult, int out_skew) -> Tensor",
+    f"spmm_requant({_ARGS}, int out_bits, float out_scale, int out_zero, int out_mult, int out_skew, "
+    "Tensor? chain=None, Tensor? chain_row=None, Tensor? chain_col=None) -> Tensor",
     spmm_requant_reference,
     _spmm_requant_fake,
 )
@@ -146,13 +150,19 @@ def spmm_requant(
     out_skew: int = 0,
     values: torch.Tensor | None = None,
     row_scale: torch.Tensor | None = None,
+    chain: Chain | None = None,
     check: bool = True,
 ) -> torch.Tensor:
-    """:func:`spmm` followed by re-quantization onto the output grid; packed int32 (N, words)."""
+    """:func:`spmm` followed by re-quantization onto the output grid; packed int32 (N, words).
+
+    ``chain``: per-element stages applied to the float rows before the output grid (``chain.py``).
+    """
+    chain_args = chain.args() if chain is not None else (None, None, None)
     if check:
         _check_spmm_inputs(indptr, indices, values, packed, bits, cols, mult, scale, zero, row_scale)
         check_grid(out_bits, out_scale, out_zero, out_mult, out_skew)
+        check_chain(*chain_args, indptr.numel() - 1, cols)
     return torch.ops.qgnn.spmm_requant(
         indptr, indices, values, packed, bits, cols, mult, float(scale), int(zero), row_scale,
-        out_bits, float(out_scale), int(out_zero), int(out_mult), int(out_skew),
+        out_bits, float(out_scale), int(out_zero), int(out_mult), int(out_skew), *chain_args,
     )
