@@ -162,12 +162,10 @@ def run_inference_bench(graph: Graph, spec: BenchSpec, *, normalize_features: bo
                 row[f"speedup_vs_{base}"] = results[base]["median_s"] / row["median_s"]
 
     nnz = pg.num_entries
-    tables = sum(v.table.numel() for v in pg._cache.values() if hasattr(v, "table"))
     return {
         "graph": {"name": graph.name, "nodes": graph.num_nodes, "edges": graph.num_edges,
                   "entries_a_plus_i": nnz, "avg_degree": nnz / max(graph.num_nodes, 1),
-                  "features": graph.num_features, "classes": graph.num_classes,
-                  "packed_graph_table_bytes": tables},
+                  "features": graph.num_features, "classes": graph.num_classes},
         "model": {"kind": spec.model, "layers": spec.layers, "hidden": spec.hidden,
                   "propagation_width": width, "aggregations": _aggregations(spec.model, spec.layers, "smp"),
                   "smp_energy": "identity ||dX||^2 - <dX, A dX> (all variants)" if spec.model == "smp" else None},

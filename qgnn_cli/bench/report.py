@@ -75,16 +75,8 @@ def markdown(result: dict, command: str) -> str:
                    f"{_x(v.get('speedup_vs_fp32_prealloc'))} | {_x(v.get('speedup_vs_pyg'))} | {split} | "
                    f"{v['bytes_per_edge']} | {_x(v['byte_ceiling_vs_fp32'])} | "
                    f"{v['peak_memory_bytes'] / 2**20:,.0f} | {v['model_bytes'] / 1024:,.1f} |")
-    out += [""] + [f"- {line}" for line in ceiling_lines(result) + table_lines(result)] + [""]
+    out += [""] + [f"- {line}" for line in ceiling_lines(result)] + [""]
     return "\n".join(out)
-
-
-def table_lines(result: dict) -> list[str]:
-    tables = result["graph"].get("packed_graph_table_bytes", 0)
-    if not tables:
-        return []
-    return [f"the packed GCN variants keep per-graph byte tables (GEMM output codes -> aggregation input codes, "
-            f"256 B per node and layer): {tables / 2**20:,.0f} MB in all, built in the warm-up call"]
 
 
 def read_section(path: Path) -> str:

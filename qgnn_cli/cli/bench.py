@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from qgnn_cli.bench.inference import PACKED_BITS, BenchSpec, run_inference_bench
-from qgnn_cli.bench.report import ceiling_lines, markdown, save_section, table, table_lines
+from qgnn_cli.bench.report import ceiling_lines, markdown, save_section, table
 from qgnn_cli.cli.output import console, err_console, print_json
 from qgnn_cli.data import load_graph, synthetic_power_law
 from qgnn_cli.errors import ConfigError
@@ -80,7 +80,7 @@ def bench(
         print_json(result)
         return
     console.print(table(result))
-    for line in ceiling_lines(result) + table_lines(result):
+    for line in ceiling_lines(result):
         console.print(line, highlight=False)
     if save:
         console.print(f"recorded in {results}")

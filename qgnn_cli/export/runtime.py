@@ -2,13 +2,14 @@
 
 GEMMs run on ``kernels.gemm`` (packed activations x packed weights), aggregations on
 ``kernels.spmm_requant`` (packed rows in, the aggregated result quantized onto its output site's grid
-in the epilogue) with ``row_scale = D^-1/2``. Between packed ops, values stay packed where the chain of
-sites is a function of the code alone: a GEMM's output codes (``quantize_pack`` on its output site)
-become the next GEMM's input codes across a ReLU, or a GCN aggregation's input codes across ``D^-1/2``,
-through byte tables (``lut.py``); a GCN aggregation's output codes become the next GEMM's input codes
-across bias, ReLU and the update site the same way. Other sites run in float with the rounding rule of
-``kernels/rounding.py`` (``siteops.py``). SMP's propagation is ``smp_runtime.py``. Every step mirrors the training forward in eval mode, so
-the predictions are the QAT model's, to the bit (tests/export/test_parity.py).
+in the epilogue) with ``row_scale = D^-1/2``. Between two packed ops the values never leave the
+kernels: the producing op runs the sites in between in its epilogue and writes the consumer's input
+codes (a ``siteops.Handover``, an epilogue chain of ``kernels/chain.py``): a GEMM's output site and
+ReLU before the next GEMM; a GCN layer's GEMM output site and ``D^-1/2`` before its aggregation; the
+aggregation's output site, bias, ReLU and update site before the next GEMM. Other sites run in float
+with the rounding rule of ``kernels/rounding.py`` (``siteops.py``). SMP's propagation is
+``smp_runtime.py``. Every step mirrors the training forward in eval mode, so the predictions are the
+QAT model's, to the bit (tests/export/test_parity.py).
 
     model = PackedModel.load("model.qgnn")
     logp = model.forward(graph, model.features(graph))        # graph: data.Graph, CSR or PackedGraph
@@ -25,10 +26,10 @@ import torch.nn.functional as F
 from qgnn_cli.errors import DataError, ModelFileError
 from qgnn_cli.export.format import read_artifact
 from qgnn_cli.export.graph import PackedGraph
-from qgnn_cli.export.lut import CodeMap, RowCodeMap
 from qgnn_cli.export.pack_model import KIND, read_sites
-from qgnn_cli.export.siteops import Grid, StageClock, dequant, no_clock, requant
+from qgnn_cli.export.siteops import Grid, Handover, StageClock, dequant, no_clock, requant, site_stage
 from qgnn_cli.kernels import gemm, gemm_requant, spmm, spmm_requant, words_per_row
+from qgnn_cli.kernels.chain import apply_chain_reference
 from qgnn_cli.export.smp_runtime import forward_smp
 from qgnn_cli.nn.smp import SMPParams
 
@@ -56,10 +57,9 @@ class PackedModel:
         self.tensors = tensors
         self.meta = meta
         self._weights = {path: self._weight_args(path) for path in self.linears}
-        self.code_maps = self._code_maps() if self.kind == "gcn" else {}
-        self.row_maps = True  # per-graph tables for the GEMM -> aggregation hand-over (N x 256 bytes per layer)
-        self.relu_map = (self._relu_map("lin_in", "layers.0.lin" if self.layers else "lin_out") if self.kind == "gcn"
-                         else self._relu_map("mlp.lin1", "mlp.lin2"))
+        self.to_next_linear = self._to_next_linear() if self.kind == "gcn" else {}
+        self.relu_map = (self._relu_handover("lin_in", "layers.0.lin" if self.layers else "lin_out")
+                         if self.kind == "gcn" else self._relu_handover("mlp.lin1", "mlp.lin2"))
         c = self.config
         self.smp_params = SMPParams(
             mu=float(c["mu"]), eta=float(c["eta"]), eta_s=float(c["eta_s"]), eta_lambda=float(c["eta_lambda"]),
@@ -152,11 +152,11 @@ class PackedModel:
 
     # -- ops --------------------------------------------------------------------------------------------
     def _linear(self, path: str, x: torch.Tensor | None, clock, codes: torch.Tensor | None = None,
-                to_next: CodeMap | None = None) -> torch.Tensor:
+                to_next: Handover | None = None) -> torch.Tensor:
         """``Q_out(Q_in(x) @ Q_w(W).T + b)``: QLinear's eval forward (``codes``: ``x`` already on the input grid).
 
-        ``to_next``: return the next op's input codes instead (the output site packed in the GEMM's
-        epilogue by ``kernels.gemm_requant``, then a code table).
+        ``to_next``: return the next op's input codes instead, written by ``kernels.gemm_requant``'s
+        epilogue (a float layer runs the chain's reference).
         """
         a_grid, w_grid, o_grid = (self.grids[f"{path}.{s}"] for s in ("input", "weight", "output"))
         w = self._weights[path]
@@ -167,13 +167,11 @@ class PackedModel:
                 with clock("requant"):
                     a = a_grid.pack(x)
             args = (a, a_grid.bits, w["k"], a_grid.scale, a_grid.zero, w["weight"], w_grid.bits, w["w_scale"], w["w_zero"])
-            if to_next is not None and o_grid.enabled:  # the output site packed in the GEMM's epilogue
+            if to_next is not None:
+                dst = to_next.dst
                 with clock("gemm"):
-                    out_codes = gemm_requant(*args, o_grid.bits, o_grid.scale, o_grid.zero, a_mult=a_grid.mult,
-                                             w_mult=w_grid.mult, out_mult=o_grid.mult, out_skew=o_grid.skew,
-                                             bias=w["bias"])
-                with clock("requant"):
-                    return to_next.apply(out_codes)
+                    return gemm_requant(*args, dst.bits, dst.scale, dst.zero, a_mult=a_grid.mult, w_mult=w_grid.mult,
+                                        out_mult=dst.mult, out_skew=dst.skew, bias=w["bias"], chain=to_next.chain())
             with clock("gemm"):
                 out = gemm(*args, a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
         else:
@@ -183,21 +181,23 @@ class PackedModel:
                 out = xq @ w["weight"].T
                 if w["bias"] is not None:
                     out = out + w["bias"]
-        if to_next is not None:
+        if to_next is not None:  # a float layer: the chain's stages in torch, then the codes
             with clock("requant"):
-                return to_next.apply(o_grid.pack(out))
+                return to_next.dst.pack(apply_chain_reference(out, *to_next.chain_args()))
         with clock("requant"):
             return requant(out, o_grid)
 
     def _aggregate(self, prefix: str, x: torch.Tensor | None, g: PackedGraph, clock, inplace: bool = False,
-                   packed_out: bool = False, codes: torch.Tensor | None = None, cols: int = 0) -> torch.Tensor:
+                   packed_out: bool = False, codes: torch.Tensor | None = None, cols: int = 0,
+                   to_next: Handover | None = None) -> torch.Tensor:
         """``Q_out(D^-1/2 (A+I) Q_in(D^-1/2 x))``: QAggregate's eval forward (``packed_out``: the codes).
 
-        ``codes``: ``Q_in(D^-1/2 x)`` already packed, ``cols`` wide (then ``x`` is None).
+        ``codes``: ``Q_in(D^-1/2 x)`` already packed, ``cols`` wide (then ``x`` is None). ``to_next``
+        (input site on): the next op's input codes instead, written by ``spmm_requant``'s epilogue.
         """
         in_grid, out_grid = self.grids[f"{prefix}.input"], self.grids[f"{prefix}.output"]
         if codes is not None:
-            return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols)
+            return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols, to_next)
         cols = x.shape[1]
         with clock("requant"):
             pre = x.mul_(g.dinv_col) if inplace else x * g.dinv_col
@@ -208,11 +208,16 @@ class PackedModel:
                 return requant(out, out_grid)
         with clock("requant"):
             codes = in_grid.pack(pre)
-        return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols)
+        return self._aggregate_codes(codes, in_grid, out_grid, g, clock, packed_out, cols, to_next)
 
     def _aggregate_codes(self, codes, in_grid: Grid, out_grid: Grid, g: PackedGraph, clock, packed_out: bool,
-                         cols: int) -> torch.Tensor:
+                         cols: int, to_next: Handover | None = None) -> torch.Tensor:
         args = (g.indptr, g.indices, codes, in_grid.bits, cols, in_grid.scale, in_grid.zero)
+        if to_next is not None:
+            dst = to_next.dst
+            with clock("aggregation"):
+                return spmm_requant(*args, dst.bits, dst.scale, dst.zero, mult=in_grid.mult, out_mult=dst.mult,
+                                    out_skew=dst.skew, row_scale=g.dinv, chain=to_next.chain(), check=False)
         if not out_grid.enabled:
             with clock("aggregation"):
                 return spmm(*args, mult=in_grid.mult, row_scale=g.dinv, check=False)
@@ -251,38 +256,38 @@ class PackedModel:
     def predict(self, graph, x: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         return self.forward(graph, x, **kwargs).argmax(dim=1)
 
-    def _code_maps(self) -> dict[int, CodeMap]:
-        """Layer i's aggregated codes -> the next linear's input codes, where every site on the way is on."""
-        maps = {}
+    def _to_next_linear(self) -> dict[int, Handover]:
+        """Layer i's aggregation -> the next linear's input codes (output site, bias, ReLU, update site),
+        where the aggregation runs packed and the next linear is packed."""
+        out = {}
         for i in range(self.layers):
             nxt = f"layers.{i + 1}.lin" if i + 1 < self.layers else "lin_out"
-            src, upd = self.grids[f"layers.{i}.agg.output"], self.grids[f"layers.{i}.update"]
             dst = self.grids[f"{nxt}.input"]
-            if (self.grids[f"layers.{i}.agg.input"].enabled and src.enabled and upd.enabled and dst.enabled
-                    and src.bits == dst.bits and self.linears[nxt]["packed"]):
-                maps[i] = CodeMap(src, self.tensors[f"layers.{i}.bias"], upd, dst)
-        return maps
+            if self.grids[f"layers.{i}.agg.input"].enabled and dst.enabled and self.linears[nxt]["packed"]:
+                stages = (site_stage(self.grids[f"layers.{i}.agg.output"]) + (("add_col",), ("relu",))
+                          + site_stage(self.grids[f"layers.{i}.update"]))
+                out[i] = Handover(stages, dst, col=self.tensors[f"layers.{i}.bias"])
+        return out
 
-    def _relu_map(self, src_path: str, dst_path: str) -> CodeMap | None:
-        """``src``'s output codes -> ``dst``'s input codes across a ReLU, when both are packed on one width."""
-        src, dst = self.grids[f"{src_path}.output"], self.grids[f"{dst_path}.input"]
-        if not (self.linears[src_path]["packed"] and self.linears[dst_path]["packed"] and src.enabled
-                and dst.enabled and src.bits == dst.bits):
+    def _relu_handover(self, src_path: str, dst_path: str) -> Handover | None:
+        """``src``'s GEMM output -> ``dst``'s input codes across ReLU and ``src``'s output site (QLinear
+        with ``relu=True``), when both layers are packed."""
+        dst = self.grids[f"{dst_path}.input"]
+        if not (self.linears[src_path]["packed"] and self.linears[dst_path]["packed"] and dst.enabled):
             return None
-        return CodeMap(src, torch.zeros(int(self.linears[src_path]["out"])), Grid(32, 1.0, 0), dst)
+        return Handover((("relu",),) + site_stage(self.grids[f"{src_path}.output"]), dst)
 
-    def _row_map(self, i: int, g: PackedGraph) -> RowCodeMap | None:
-        """Layer i's GEMM output codes -> its aggregation's input codes (cached on the graph), or None."""
-        if not self.row_maps:
+    def output_codes(self, path: str) -> Handover | None:
+        """A linear layer's output site itself, as codes (None when the site is off)."""
+        grid = self.grids[f"{path}.output"]
+        return Handover((), grid) if grid.enabled else None
+
+    def _to_aggregation(self, i: int, g: PackedGraph) -> Handover | None:
+        """Layer i's GEMM output -> its aggregation's input codes (output site, ``D^-1/2``)."""
+        dst = self.grids[f"layers.{i}.agg.input"]
+        if not (self.linears[f"layers.{i}.lin"]["packed"] and dst.enabled):
             return None
-        src, dst = self.grids[f"layers.{i}.lin.output"], self.grids[f"layers.{i}.agg.input"]
-        if not (self.linears[f"layers.{i}.lin"]["packed"] and src.enabled and dst.enabled and src.bits == dst.bits
-                and i in self.code_maps):
-            return None
-        key = ("row_map", src, dst, int(self.linears[f"layers.{i}.lin"]["out"]))
-        if key not in g._cache:
-            g._cache[key] = RowCodeMap(src, dst, g.dinv, key[3])
-        return g._cache[key]
+        return Handover(site_stage(self.grids[f"layers.{i}.lin.output"]) + (("mul_row",),), dst, row=g.dinv)
 
     def _forward_gcn(self, g: PackedGraph, x: torch.Tensor, clock) -> torch.Tensor:
         if self.relu_map is not None:
@@ -292,19 +297,17 @@ class PackedModel:
             with clock("other"):
                 h = F.relu(h, inplace=True)
         for i in range(self.layers):
-            row_map = self._row_map(i, g)
-            if row_map is not None:  # the GEMM's output codes become the aggregation's input codes by table
-                agg_in = self._linear(f"layers.{i}.lin", h, clock, codes, to_next=row_map)
-                t = None
+            lin, agg, cols = f"layers.{i}.lin", f"layers.{i}.agg", int(self.linears[f"layers.{i}.lin"]["out"])
+            to_agg = self._to_aggregation(i, g)
+            if to_agg is not None:
+                agg_in, t = self._linear(lin, h, clock, codes, to_next=to_agg), None
             else:
-                agg_in, t = None, self._linear(f"layers.{i}.lin", h, clock, codes)
-            if i in self.code_maps:  # aggregate into packed codes and map them to the next linear's input
-                packed = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True, packed_out=True,
-                                         codes=agg_in, cols=int(self.linears[f"layers.{i}.lin"]["out"]))
-                with clock("requant"):
-                    h, codes = None, self.code_maps[i].apply(packed)
+                agg_in, t = None, self._linear(lin, h, clock, codes)
+            if i in self.to_next_linear:
+                h, codes = None, self._aggregate(agg, t, g, clock, inplace=True, codes=agg_in, cols=cols,
+                                                 to_next=self.to_next_linear[i])
                 continue
-            a = self._aggregate(f"layers.{i}.agg", t, g, clock, inplace=True)
+            a = self._aggregate(agg, t, g, clock, inplace=True, codes=agg_in, cols=cols)
             with clock("other"):
                 a = F.relu(a.add_(self.tensors[f"layers.{i}.bias"]), inplace=True)
             with clock("requant"):

@@ -1,7 +1,8 @@
 """The per-site operations of packed inference, and the stage clock that times them.
 
 A :class:`Grid` is one quantizer site's frozen ``(bits, scale, zero, mult, skew)``. Sites followed by a
-packed op become codes through ``kernels.quantize_pack``; the other sites are applied in float with
+packed op become codes through ``kernels.quantize_pack``, or, between two packed ops, inside the
+producing kernel's epilogue (a :class:`Handover`); the other sites are applied in float with
 :func:`fake_quant`, which returns exactly what the training forward computes for the site
 (``centred * scale`` of ``quant/ste.py``, with ``rounding.py``'s rule), using in-place passes.
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from qgnn_cli.kernels import rounding
+from qgnn_cli.kernels import Chain, rounding
 from qgnn_cli.quant import OFF
 
 STAGES = ("gemm", "aggregation", "requant", "other")
@@ -50,6 +51,36 @@ class Grid:
         if x.dtype != torch.float32 or x.dim() != 2:
             raise ValueError(f"expected 2-D float32 activations, got {x.dtype} {tuple(x.shape)}")
         return torch.ops.qgnn.quantize_pack(x.contiguous(), self.bits, self.scale, self.zero, self.mult, self.skew)
+
+
+def site_stage(grid: Grid) -> tuple:
+    """The epilogue-chain stage of a site: its fake quantization, or nothing when the site is off."""
+    return (("fake_quant", grid.bits, grid.scale, grid.zero, grid.mult, grid.skew),) if grid.enabled else ()
+
+
+@dataclass(frozen=True, eq=False)
+class Handover:
+    """From a packed op's float output to the next packed op's input codes, inside the producing
+    kernel: ``stages`` (``kernels/chain.py``: the op's own output site, then whatever training does
+    before the next input site) run in the epilogue, then the values are quantized onto ``dst``."""
+
+    stages: tuple
+    dst: Grid
+    row: torch.Tensor | None = None  # for a "mul_row" stage (D^-1/2)
+    col: torch.Tensor | None = None  # for an "add_col" stage (a bias)
+    _chain: list = field(default_factory=list, repr=False)
+
+    def chain(self) -> Chain | None:
+        if not self.stages:
+            return None
+        if not self._chain:  # built once: the stage tensor is reused by every call
+            self._chain.append(Chain.of(list(self.stages), self.row, self.col))
+        return self._chain[0]
+
+    def chain_args(self) -> tuple:
+        """``(chain, chain_row, chain_col)`` as the ops and ``apply_chain_reference`` take them."""
+        chain = self.chain()
+        return chain.args() if chain is not None else (None, None, None)
 
 
 def fake_quant(x: torch.Tensor, grid: Grid, inplace: bool = False) -> torch.Tensor:

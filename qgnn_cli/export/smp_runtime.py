@@ -24,14 +24,6 @@ from qgnn_cli.nn.smp import smp_propagate, update_multipliers
 _OFF = Grid(32, 1.0, 0)
 
 
-class _SameCodes:
-    """A ``to_next`` map for ``PackedModel._linear`` that keeps the output site's codes."""
-
-    @staticmethod
-    def apply(codes: torch.Tensor) -> torch.Tensor:
-        return codes
-
-
 def forward_smp(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
     """The propagated class scores (float32, before log-softmax) of ``model`` (a ``PackedModel``)."""
     if _packed_propagation(model):
@@ -75,7 +67,7 @@ def _grid(g: Grid) -> tuple:
 def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
     p, steps, cols = model.smp_params, model.layers, model.num_classes
     h_grid = model.grids["mlp.lin2.output"]
-    h = _mlp(model, x, clock, to_next=_SameCodes)
+    h = _mlp(model, x, clock, to_next=model.output_codes("mlp.lin2"))
     if steps == 0:
         with clock("requant"):
             return dequant(h, h_grid, cols)
