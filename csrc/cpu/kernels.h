@@ -139,30 +139,44 @@ int64_t gather_floor_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, uin
 int64_t gather_floor_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
 int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out);
 
-// qgnn::smp_delta / qgnn::smp_update (qgnn_cli/kernels/smp.py): the elementwise part of one SMP step
-// over the packed rows [r0, r1). Sites: 0 x, 1 ax, 2 h, 3 adx (smp_update) or dx_in (smp_delta, the
-// output grid), 4 update, 5 next_in (smp_update; bits 32: off). Each returns the float64 energy sum of
-// its rows: sum(dx * dx) (delta) or sum(dx * adx) (update).
+// qgnn::smp_delta / qgnn::smp_update (qgnn_cli/kernels/smp.py): one half of an SMP step over the rows
+// [r0, r1): the aggregation of `agg` over A + I (qgnn::spmm_requant's sums, dinv row scale, agg_out
+// codes), then the step's elementwise work on each aggregated row.
 struct SmpStepArgs {
-  const uint32_t* in[4];  // packed rows of x, ax, h, adx (adx: nullptr in smp_delta and mode appnp)
-  int64_t in_words[4];
-  Grid grid[6];
+  const int64_t* indptr;  // [rows + 1]
+  const int32_t* indices;  // [nnz], each in [0, rows)
+  int64_t nnz, rows;
+  const uint32_t* agg;  // rows to aggregate (grid agg_in); nullptr: no aggregation (smp_update, mode appnp)
+  int64_t agg_words;
+  Grid agg_in, agg_out;
+  const uint32_t *x, *ax, *h;  // ax: smp_update only (smp_delta aggregates it)
+  int64_t x_words, ax_words, h_words;
+  Grid gx, gax, gh;
   const float* dinv;  // [rows]
   int64_t cols;
   float keep, smooth, eta, c;
-  int mode;              // 0 authors, 1 exact, 2 appnp
-  uint32_t* out_codes;   // delta: dx on grid 3; update: x on grid 4 (nullptr when it is off)
+  int mode;  // smp_update: 0 authors, 1 exact, 2 appnp
+  uint32_t* ax_out;  // smp_delta: AX on agg_out
+  int64_t ax_out_words;
+  Grid out_grid;        // smp_delta: dx_in; smp_update: the update site (bits 32: off, float output)
+  uint32_t* out_codes;  // on out_grid, or nullptr
   int64_t out_words;
-  float* out_float;      // delta: dx [rows, cols] or nullptr; update: x when grid 4 is off
-  uint32_t* pre;         // update: next step's aggregation input on grid 5, or nullptr
+  float* out_float;  // smp_delta: dx [rows, cols] or nullptr; smp_update: x when the update site is off
+  Grid next_grid;    // smp_update: next step's aggregation input
+  uint32_t* pre;     // on next_grid, or nullptr
   int64_t pre_words;
 };
-// Scratch floats one call needs (two float rows).
-int64_t smp_scratch_floats(int64_t cols);
-double smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
-double smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
-double smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
-double smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch);
+// Energy sum of the rows (sum(dx * dx) for delta, sum(dx * adx) for update) and the number of malformed
+// rows or out-of-range indices skipped (0 for valid inputs). `scratch`: smp_scratch_ints(cols) int32.
+struct SmpRows {
+  double energy;
+  int64_t bad;
+};
+int64_t smp_scratch_ints(int64_t cols);
+SmpRows smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
+SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
+SmpRows smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
+SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 
 }  // namespace cpu
 }  // namespace qgnn

@@ -2,11 +2,13 @@
 // dispatch to the AVX-512 unit (kernels.h). Semantics: qgnn_cli/kernels/smp.py.
 //
 // Inputs are validated in qgnn_cli/kernels/smp.py; the glue re-checks every shape, dtype and grid
-// (cheap), so a direct torch.ops call cannot make a kernel read or write out of bounds.
+// (cheap), and the kernels check each row's indptr range, its degree against the int32 accumulator and
+// each column index before they read, so a direct torch.ops call raises instead of reading out of bounds.
 #include <torch/library.h>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -22,80 +24,116 @@
 namespace qgnn {
 namespace cpu {
 
-int64_t smp_scratch_floats(int64_t cols) { return 2 * ((cols + 15) / 16 * 16) + 16; }
+int64_t smp_scratch_ints(int64_t cols) { return (cols + 15) / 16 * 16 + 16; }
 
 namespace {
 
-inline float value_of(const uint32_t* row, int64_t j, const Grid& g) {
-  return static_cast<float>(static_cast<int32_t>(get_code(row, j, g.bits)) * g.mult - g.zero) * g.scale;
+inline float value_of(uint32_t code, const Grid& g) {
+  return static_cast<float>(static_cast<int32_t>(code) * g.mult - g.zero) * g.scale;
 }
+
+inline float value_at(const uint32_t* row, int64_t j, const Grid& g) { return value_of(get_code(row, j, g.bits), g); }
 
 inline uint32_t code_of(float x, const Grid& g) {
   return quantize_grid(x, g.scale, static_cast<float>(g.zero), g.bits, g.mult, g.skew);
 }
 
-inline bool on(const Grid& g) { return g.bits != 32; }
+inline void clear(uint32_t* row, int64_t words) { std::memset(row, 0, sizeof(uint32_t) * words); }
 
-// x, x_half and dx of element j of row i (nn.smp.smp_propagate's order: (keep x + smooth ax) + eta h).
-struct Half {
-  float x, half, dx;
-};
-inline Half half_of(const SmpStepArgs& a, int64_t i, int64_t j) {
-  const float x = value_of(a.in[0] + i * a.in_words[0], j, a.grid[0]);
-  const float ax = value_of(a.in[1] + i * a.in_words[1], j, a.grid[1]);
-  const float h = value_of(a.in[2] + i * a.in_words[2], j, a.grid[2]);
-  float half = a.keep * x;
-  half = half + a.smooth * ax;
-  half = half + a.eta * h;
-  return {x, half, half - x};
+// acc[j] = sum of code j over the valid neighbours of row i; returns the edges used, counts what was skipped.
+int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
+  std::fill(acc, acc + a.cols, 0);
+  const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
+  int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << a.agg_in.bits) - 1);
+  limit = 2147483647LL / std::max<int64_t>(std::max<int64_t>(limit, a.agg_in.zero), 1);
+  if (begin < 0 || end < begin || end > a.nnz || end - begin > limit) {
+    ++*bad;
+    return 0;
+  }
+  int64_t deg = 0;
+  for (int64_t e = begin; e < end; ++e) {
+    const uint32_t j = static_cast<uint32_t>(a.indices[e]);
+    if (j >= static_cast<uint64_t>(a.rows)) {
+      ++*bad;
+      continue;
+    }
+    const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
+    for (int64_t f = 0; f < a.cols; ++f) acc[f] += static_cast<int32_t>(get_code(row, f, a.agg_in.bits));
+    ++deg;
+  }
+  return deg;
+}
+
+// The aggregated row's code of column f on agg_out: qgnn::spmm_requant's epilogue.
+inline uint32_t aggregated_code(const SmpStepArgs& a, const int32_t* acc, int64_t f, int64_t deg, float di) {
+  const int32_t s = static_cast<int32_t>(static_cast<int64_t>(a.agg_in.mult) * acc[f] - deg * a.agg_in.zero);
+  return code_of(static_cast<float>(s) * a.agg_in.scale * di, a.agg_out);
+}
+
+// x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
+inline void half_of(const SmpStepArgs& a, float x, float ax, float h, float* half, float* dx) {
+  float t = a.keep * x;
+  t = t + a.smooth * ax;
+  t = t + a.eta * h;
+  *half = t;
+  *dx = t - x;
 }
 
 }  // namespace
 
-double smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float*) {
-  double sq = 0.0;
+SmpRows smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* acc) {
+  SmpRows r{0.0, 0};
   for (int64_t i = r0; i < r1; ++i) {
-    uint32_t* dst = a.out_codes + i * a.out_words;
-    std::memset(dst, 0, sizeof(uint32_t) * a.out_words);
+    const int64_t deg = gather(a, i, acc, &r.bad);
     const float di = a.dinv[i];
+    uint32_t* ax_row = a.ax_out + i * a.ax_out_words;
+    uint32_t* dst = a.out_codes + i * a.out_words;
+    clear(ax_row, a.ax_out_words);
+    clear(dst, a.out_words);
     for (int64_t j = 0; j < a.cols; ++j) {
-      const float dx = half_of(a, i, j).dx;
+      const uint32_t axc = aggregated_code(a, acc, j, deg, di);
+      put_code(ax_row, j, a.agg_out.bits, axc);
+      float half, dx;
+      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), value_of(axc, a.agg_out), value_at(a.h + i * a.h_words, j, a.gh),
+              &half, &dx);
       if (a.out_float != nullptr) a.out_float[i * a.cols + j] = dx;
-      sq += static_cast<double>(dx) * static_cast<double>(dx);
-      put_code(dst, j, a.grid[3].bits, code_of(dx * di, a.grid[3]));
+      r.energy += static_cast<double>(dx) * static_cast<double>(dx);
+      put_code(dst, j, a.out_grid.bits, code_of(dx * di, a.out_grid));
     }
   }
-  return sq;
+  return r;
 }
 
-double smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, float*) {
-  double cross = 0.0;
-  const Grid &gu = a.grid[4], &gn = a.grid[5];
+SmpRows smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* acc) {
+  SmpRows r{0.0, 0};
+  const Grid &gu = a.out_grid, &gn = a.next_grid;
   for (int64_t i = r0; i < r1; ++i) {
+    const int64_t deg = a.mode != 2 ? gather(a, i, acc, &r.bad) : 0;
+    const float di = a.dinv[i];
     uint32_t* dst = a.out_codes != nullptr ? a.out_codes + i * a.out_words : nullptr;
     uint32_t* pre = a.pre != nullptr ? a.pre + i * a.pre_words : nullptr;
-    if (dst != nullptr) std::memset(dst, 0, sizeof(uint32_t) * a.out_words);
-    if (pre != nullptr) std::memset(pre, 0, sizeof(uint32_t) * a.pre_words);
-    const float di = a.dinv[i];
+    if (dst != nullptr) clear(dst, a.out_words);
+    if (pre != nullptr) clear(pre, a.pre_words);
     for (int64_t j = 0; j < a.cols; ++j) {
-      const Half s = half_of(a, i, j);
-      float x = s.half;
+      float x, dx;
+      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), value_at(a.ax + i * a.ax_words, j, a.gax),
+              value_at(a.h + i * a.h_words, j, a.gh), &x, &dx);
       if (a.mode != 2) {
-        const float adx = value_of(a.in[3] + i * a.in_words[3], j, a.grid[3]);
-        cross += static_cast<double>(s.dx) * static_cast<double>(adx);
-        x = a.mode == 0 ? s.half + a.c * adx : s.half - a.c * (s.dx - adx);
+        const float adx = value_of(aggregated_code(a, acc, j, deg, di), a.agg_out);
+        r.energy += static_cast<double>(dx) * static_cast<double>(adx);
+        x = a.mode == 0 ? x + a.c * adx : x - a.c * (dx - adx);
       }
       if (dst != nullptr) {
         const uint32_t code = code_of(x, gu);
         put_code(dst, j, gu.bits, code);
-        x = static_cast<float>(static_cast<int32_t>(code) * gu.mult - gu.zero) * gu.scale;
+        x = value_of(code, gu);
       } else {
         a.out_float[i * a.cols + j] = x;
       }
       if (pre != nullptr) put_code(pre, j, gn.bits, code_of(x * di, gn));
     }
   }
-  return cross;
+  return r;
 }
 
 namespace {
@@ -105,35 +143,47 @@ constexpr int64_t kBlock = 2048;
 
 bool valid_bits(int64_t b, bool may_be_off) { return b == 1 || b == 2 || b == 4 || b == 8 || (may_be_off && b == 32); }
 
-void read_grids(SmpStepArgs* a, at::IntArrayRef bits, at::ArrayRef<double> scales, at::IntArrayRef zeros,
-                at::IntArrayRef mults, at::IntArrayRef skews, size_t n, size_t first_optional) {
+std::vector<Grid> read_grids(at::IntArrayRef bits, at::ArrayRef<double> scales, at::IntArrayRef zeros,
+                             at::IntArrayRef mults, at::IntArrayRef skews, size_t n, size_t first_optional) {
   TORCH_CHECK(bits.size() == n && scales.size() == n && zeros.size() == n && mults.size() == n && skews.size() == n,
               "expected ", n, " grids");
+  std::vector<Grid> out;
   for (size_t s = 0; s < n; ++s) {
     TORCH_CHECK(valid_bits(bits[s], s >= first_optional), "grid ", s, ": unsupported bit width ", bits[s]);
     if (bits[s] != 32) {
       const int64_t levels = mults[s] * ((int64_t{1} << bits[s]) - 1);
       TORCH_CHECK(mults[s] >= 1 && levels <= 255 && zeros[s] >= 0 && zeros[s] <= levels, "grid ", s, " malformed");
-      TORCH_CHECK(scales[s] > 0.0 && std::isfinite(scales[s]) && skews[s] >= -255 && skews[s] <= 255, "grid ", s, " malformed");
+      TORCH_CHECK(scales[s] > 0.0 && std::isfinite(scales[s]) && skews[s] >= -255 && skews[s] <= 255, "grid ", s,
+                  " malformed");
     }
-    a->grid[s] = Grid{static_cast<int>(bits[s]), static_cast<float>(scales[s]), static_cast<int>(zeros[s]),
-                      static_cast<int>(mults[s]), static_cast<int>(skews[s])};
+    out.push_back(Grid{static_cast<int>(bits[s]), static_cast<float>(scales[s]), static_cast<int>(zeros[s]),
+                       static_cast<int>(mults[s]), static_cast<int>(skews[s])});
   }
+  return out;
 }
 
-void read_rows(SmpStepArgs* a, int s, const at::Tensor& t, int64_t rows, int64_t cols) {
-  TORCH_CHECK(t.scalar_type() == at::kInt && t.dim() == 2 && t.is_contiguous(), "packed rows must be contiguous int32");
-  TORCH_CHECK(t.size(0) == rows && t.size(1) == words_per_row(cols, a->grid[s].bits), "packed rows of site ", s,
-              " have the wrong shape");
-  a->in[s] = reinterpret_cast<const uint32_t*>(t.data_ptr<int32_t>());
-  a->in_words[s] = t.size(1);
+const uint32_t* rows_of(const at::Tensor& t, const char* name, const Grid& g, int64_t rows, int64_t cols,
+                        int64_t* words) {
+  TORCH_CHECK(t.scalar_type() == at::kInt && t.dim() == 2 && t.is_contiguous(), name, " must be contiguous 2-D int32");
+  TORCH_CHECK(t.size(0) == rows && t.size(1) == words_per_row(cols, g.bits), name, " has the wrong shape");
+  *words = t.size(1);
+  return reinterpret_cast<const uint32_t*>(t.data_ptr<int32_t>());
 }
 
-SmpStepArgs common_args(const at::Tensor& x, const at::Tensor& ax, const at::Tensor& h, const at::Tensor& dinv,
-                        int64_t cols, double keep, double smooth, double eta) {
+SmpStepArgs common_args(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& dinv, int64_t cols,
+                        double keep, double smooth, double eta) {
   TORCH_CHECK(dinv.scalar_type() == at::kFloat && dinv.dim() == 1 && dinv.is_contiguous(), "dinv must be 1-D float32");
+  TORCH_CHECK(indptr.scalar_type() == at::kLong && indptr.dim() == 1 && indptr.is_contiguous() &&
+                  indptr.numel() == dinv.numel() + 1,
+              "indptr must be 1-D int64 with one entry more than dinv");
+  TORCH_CHECK(indices.scalar_type() == at::kInt && indices.dim() == 1 && indices.is_contiguous(),
+              "indices must be 1-D int32");
   TORCH_CHECK(cols >= 0, "cols must be >= 0");
   SmpStepArgs a{};
+  a.indptr = indptr.data_ptr<int64_t>();
+  a.indices = indices.data_ptr<int32_t>();
+  a.nnz = indices.numel();
+  a.rows = dinv.numel();
   a.dinv = dinv.data_ptr<float>();
   a.cols = cols;
   a.keep = static_cast<float>(keep);
@@ -142,62 +192,82 @@ SmpStepArgs common_args(const at::Tensor& x, const at::Tensor& ax, const at::Ten
   return a;
 }
 
-using RowsFn = double (*)(const SmpStepArgs&, int64_t, int64_t, float*);
+using RowsFn = SmpRows (*)(const SmpStepArgs&, int64_t, int64_t, int32_t*);
 
-// Runs fn over every row in blocks of kBlock and returns the energy sum, block partials added in order.
-at::Tensor run_blocks(const SmpStepArgs& a, int64_t rows, RowsFn fn) {
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
-  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+// Runs fn over every row in blocks of kBlock; returns the energy sum, block partials added in order.
+at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
+  const int64_t blocks = (a.rows + kBlock - 1) / kBlock;
+  std::vector<SmpRows> partial(static_cast<size_t>(blocks), SmpRows{0.0, 0});
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> scratch(static_cast<size_t>(smp_scratch_floats(a.cols)) + 16);
-    float* s = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    for (int64_t b = b0; b < b1; ++b) partial[b] = fn(a, b * kBlock, std::min(rows, (b + 1) * kBlock), s);
+    std::vector<int32_t> buf(static_cast<size_t>(smp_scratch_ints(a.cols)) + 16);
+    int32_t* acc = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    for (int64_t b = b0; b < b1; ++b) partial[b] = fn(a, b * kBlock, std::min(a.rows, (b + 1) * kBlock), acc);
   });
   double sum = 0.0;
-  for (double p : partial) sum += p;
+  int64_t bad = 0;
+  for (const SmpRows& p : partial) {
+    sum += p.energy;
+    bad += p.bad;
+  }
+  TORCH_CHECK(bad == 0, "malformed CSR: ", bad, " bad rows or out-of-range column indices were skipped");
   return at::scalar_tensor(sum, at::TensorOptions().dtype(at::kDouble));
 }
 
 bool use_avx512() { return selected_isa() == Isa::Avx512; }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
-    const at::Tensor& x, const at::Tensor& ax, const at::Tensor& h, const at::Tensor& dinv, int64_t cols,
-    at::IntArrayRef bits, at::ArrayRef<double> scales, at::IntArrayRef zeros, at::IntArrayRef mults,
-    at::IntArrayRef skews, double keep, double smooth, double eta, bool want_dx) {
-  SmpStepArgs a = common_args(x, ax, h, dinv, cols, keep, smooth, eta);
-  read_grids(&a, bits, scales, zeros, mults, skews, 4, 4);
-  const int64_t rows = dinv.numel();
-  read_rows(&a, 0, x, rows, cols);
-  read_rows(&a, 1, ax, rows, cols);
-  read_rows(&a, 2, h, rows, cols);
-  a.out_words = words_per_row(cols, a.grid[3].bits);
-  at::Tensor codes = output_empty({rows, a.out_words}, x.options());
-  at::Tensor dx = output_empty({want_dx ? rows : 0, cols}, x.options().dtype(at::kFloat));
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
+    const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& pre, const at::Tensor& x,
+    const at::Tensor& h, const at::Tensor& dinv, int64_t cols, at::IntArrayRef bits, at::ArrayRef<double> scales,
+    at::IntArrayRef zeros, at::IntArrayRef mults, at::IntArrayRef skews, double keep, double smooth, double eta,
+    bool want_dx) {
+  SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
+  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 5, 5);
+  a.agg_in = g[0];
+  a.agg_out = a.gax = g[1];
+  a.gx = g[2];
+  a.gh = g[3];
+  a.out_grid = g[4];
+  a.agg = rows_of(pre, "pre", a.agg_in, a.rows, cols, &a.agg_words);
+  a.x = rows_of(x, "x", a.gx, a.rows, cols, &a.x_words);
+  a.h = rows_of(h, "h", a.gh, a.rows, cols, &a.h_words);
+  a.ax_out_words = words_per_row(cols, a.agg_out.bits);
+  a.out_words = words_per_row(cols, a.out_grid.bits);
+  at::Tensor ax = output_empty({a.rows, a.ax_out_words}, x.options());
+  at::Tensor codes = output_empty({a.rows, a.out_words}, x.options());
+  at::Tensor dx = output_empty({want_dx ? a.rows : 0, cols}, x.options().dtype(at::kFloat));
+  a.ax_out = reinterpret_cast<uint32_t*>(ax.data_ptr<int32_t>());
   a.out_codes = reinterpret_cast<uint32_t*>(codes.data_ptr<int32_t>());
   a.out_float = want_dx ? dx.data_ptr<float>() : nullptr;
-  at::Tensor sq = run_blocks(a, rows, use_avx512() ? &smp_delta_rows_avx512 : &smp_delta_rows_generic);
-  return {codes, dx, sq};
+  at::Tensor sq = run_blocks(a, use_avx512() ? &smp_delta_rows_avx512 : &smp_delta_rows_generic);
+  return {ax, codes, dx, sq};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
-    const at::Tensor& x, const at::Tensor& ax, const at::Tensor& h, const c10::optional<at::Tensor>& adx,
-    const at::Tensor& dinv, int64_t cols, at::IntArrayRef bits, at::ArrayRef<double> scales, at::IntArrayRef zeros,
-    at::IntArrayRef mults, at::IntArrayRef skews, double keep, double smooth, double eta, double c, int64_t mode) {
+    const at::Tensor& indptr, const at::Tensor& indices, const c10::optional<at::Tensor>& dxc, const at::Tensor& x,
+    const at::Tensor& ax, const at::Tensor& h, const at::Tensor& dinv, int64_t cols, at::IntArrayRef bits,
+    at::ArrayRef<double> scales, at::IntArrayRef zeros, at::IntArrayRef mults, at::IntArrayRef skews, double keep,
+    double smooth, double eta, double c, int64_t mode) {
   TORCH_CHECK(mode >= 0 && mode <= 2, "mode must be 0 (authors), 1 (exact) or 2 (appnp)");
-  TORCH_CHECK(mode == 2 || adx.has_value(), "modes authors and exact need adx");
-  SmpStepArgs a = common_args(x, ax, h, dinv, cols, keep, smooth, eta);
-  read_grids(&a, bits, scales, zeros, mults, skews, 6, 4);
+  TORCH_CHECK(mode == 2 || dxc.has_value(), "modes authors and exact need dxc");
+  SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
+  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 7, 5);
+  a.agg_in = g[0];
+  a.agg_out = g[1];
+  a.gx = g[2];
+  a.gax = g[3];
+  a.gh = g[4];
+  a.out_grid = g[5];
+  a.next_grid = g[6];
   a.c = static_cast<float>(c);
   a.mode = static_cast<int>(mode);
-  const int64_t rows = dinv.numel();
-  read_rows(&a, 0, x, rows, cols);
-  read_rows(&a, 1, ax, rows, cols);
-  read_rows(&a, 2, h, rows, cols);
-  if (mode != 2) read_rows(&a, 3, *adx, rows, cols);
-  const bool update_on = on(a.grid[4]), next_on = on(a.grid[5]);
-  at::Tensor out = update_on ? output_empty({rows, words_per_row(cols, a.grid[4].bits)}, x.options())
-                             : output_empty({rows, cols}, x.options().dtype(at::kFloat));
-  at::Tensor pre = output_empty({rows, next_on ? words_per_row(cols, a.grid[5].bits) : 0}, x.options());
+  if (mode != 2) a.agg = rows_of(*dxc, "dxc", a.agg_in, a.rows, cols, &a.agg_words);
+  a.x = rows_of(x, "x", a.gx, a.rows, cols, &a.x_words);
+  a.ax = rows_of(ax, "ax", a.gax, a.rows, cols, &a.ax_words);
+  a.h = rows_of(h, "h", a.gh, a.rows, cols, &a.h_words);
+  const bool update_on = a.out_grid.bits != 32, next_on = a.next_grid.bits != 32;
+  at::Tensor out = update_on ? output_empty({a.rows, words_per_row(cols, a.out_grid.bits)}, x.options())
+                             : output_empty({a.rows, cols}, x.options().dtype(at::kFloat));
+  at::Tensor pre = output_empty({a.rows, next_on ? words_per_row(cols, a.next_grid.bits) : 0}, x.options());
   if (update_on) {
     a.out_codes = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
     a.out_words = out.size(1);
@@ -208,7 +278,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
     a.pre = reinterpret_cast<uint32_t*>(pre.data_ptr<int32_t>());
     a.pre_words = pre.size(1);
   }
-  at::Tensor cross = run_blocks(a, rows, use_avx512() ? &smp_update_rows_avx512 : &smp_update_rows_generic);
+  at::Tensor cross = run_blocks(a, use_avx512() ? &smp_update_rows_avx512 : &smp_update_rows_generic);
   return {out, pre, cross};
 }
 

@@ -1,6 +1,7 @@
-// AVX-512 (F, BW, VL) qgnn::smp_delta / qgnn::smp_update: 16 codes of a row at a time, decoded,
-// combined and re-quantised in registers. No torch or STL headers (see kernels.h); the target pragma
-// comes after the includes.
+// AVX-512 (F, BW, VL) qgnn::smp_delta / qgnn::smp_update: 16 codes of a row at a time. The aggregation
+// adds every neighbour's codes into int32 lanes (a register when the row is one group of 16, SMP's class
+// count), then the epilogue, the step's arithmetic and the re-quantisation run in registers. No torch or
+// STL headers (see kernels.h); the target pragma comes after the includes.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -18,44 +19,148 @@ namespace {
 
 #include "quantize_avx512.inc"
 
-// Values (mult * code - zero) * scale of the codes [16 grp, 16 grp + 16) of a packed row of `nbytes`
-// bytes. Group `grp` starts at byte 2 * bits * grp (pack.py); only the row's bytes are read, so lanes
-// past the row hold the value of code 0.
-inline __m512 decode16(const uint32_t* row, int64_t nbytes, int64_t grp, const Grid& g) {
-  const int64_t at = 2 * g.bits * grp, left = nbytes - at;
-  const int64_t n = left < 2 * g.bits ? left : 2 * g.bits;
-  const __m128i raw = _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<const uint8_t*>(row) + at);
-  __m512i c;
-  if (g.bits == 8) {
-    c = _mm512_cvtepu8_epi32(raw);
-  } else if (g.bits == 4) {
+constexpr int64_t kPrefetch = 32;  // edges ahead (KERNELS.md: 32 was best for random gathers)
+
+// A volatile asm, not _mm_prefetch, so that the compiler cannot drop it (see spmm_avx512.cpp).
+__attribute__((always_inline)) inline void prefetch(const void* p) {
+  __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+}
+
+// The bytes of group grp (codes [16 grp, 16 grp + 16)) of a packed row of `nbytes` bytes: it starts at
+// byte 2 * bits * grp (pack.py); only the row's bytes are read, the rest are zero.
+inline __mmask16 group_mask(int64_t nbytes, int64_t grp, int bits) {
+  const int64_t left = nbytes - 2 * bits * grp;
+  return static_cast<__mmask16>((1u << (left < 2 * bits ? left : 2 * bits)) - 1u);
+}
+
+template <int BITS>
+inline __m512i expand(__m128i raw) {
+  if (BITS == 8) return _mm512_cvtepu8_epi32(raw);
+  if (BITS == 4) {
     const __m128i nib = _mm_set1_epi8(0x0F);
     const __m128i lo = _mm_and_si128(raw, nib), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), nib);
-    c = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));  // byte t holds codes 2t (low) and 2t + 1
-  } else {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i shift = _mm512_mullo_epi32(lane, _mm512_set1_epi32(g.bits));
-    c = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(_mm_cvtsi128_si32(raw)), shift),
-                         _mm512_set1_epi32((1 << g.bits) - 1));
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));  // byte t holds codes 2t (low) and 2t + 1
   }
-  if (g.mult != 1) c = _mm512_mullo_epi32(c, _mm512_set1_epi32(g.mult));
+  const __m512i shift = _mm512_set_epi32(15 * BITS, 14 * BITS, 13 * BITS, 12 * BITS, 11 * BITS, 10 * BITS, 9 * BITS,
+                                         8 * BITS, 7 * BITS, 6 * BITS, 5 * BITS, 4 * BITS, 3 * BITS, 2 * BITS, BITS, 0);
+  return _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(_mm_cvtsi128_si32(raw)), shift),
+                          _mm512_set1_epi32((1 << BITS) - 1));
+}
+
+inline __m512i codes_at(const uint32_t* row, int64_t nbytes, int64_t grp, int bits) {
+  const __m128i raw = _mm_maskz_loadu_epi8(group_mask(nbytes, grp, bits), reinterpret_cast<const uint8_t*>(row) + 2 * bits * grp);
+  switch (bits) {
+    case 8: return expand<8>(raw);
+    case 4: return expand<4>(raw);
+    case 2: return expand<2>(raw);
+    default: return expand<1>(raw);
+  }
+}
+
+inline __m512 value16(__m512i q, const Grid& g) {
+  const __m512i c = g.mult != 1 ? _mm512_mullo_epi32(q, _mm512_set1_epi32(g.mult)) : q;
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c, _mm512_set1_epi32(g.zero))), _mm512_set1_ps(g.scale));
 }
 
-inline int64_t row_bytes(const SmpStepArgs& a, int s) { return a.in_words[s] * 4; }
+inline __m512i codes16(__m512 x, const Grid& g, __mmask16 m) { return _mm512_maskz_mov_epi32(m, quantize16(x, g)); }
 
-// x and dx of group grp of row i: x_half = (keep x + smooth ax) + eta h, dx = x_half - x.
-struct Half {
-  __m512 x, half, dx;
-};
-inline Half half16(const SmpStepArgs& a, int64_t i, int64_t grp) {
-  const __m512 x = decode16(a.in[0] + i * a.in_words[0], row_bytes(a, 0), grp, a.grid[0]);
-  const __m512 ax = decode16(a.in[1] + i * a.in_words[1], row_bytes(a, 1), grp, a.grid[1]);
-  const __m512 h = decode16(a.in[2] + i * a.in_words[2], row_bytes(a, 2), grp, a.grid[2]);
-  __m512 half = _mm512_mul_ps(_mm512_set1_ps(a.keep), x);
-  half = _mm512_add_ps(half, _mm512_mul_ps(_mm512_set1_ps(a.smooth), ax));
-  half = _mm512_add_ps(half, _mm512_mul_ps(_mm512_set1_ps(a.eta), h));
-  return {x, half, _mm512_sub_ps(half, x)};
+// Codes q (16 lanes, each < 2^bits, zero past the row) as group grp of a packed row of `nbytes` bytes
+// (pack.py layout), from registers; only the row's bytes are written. (quantize_row packs a float row
+// the same way, through memory.)
+inline void pack16(__m512i q, int bits, uint32_t* row, int64_t nbytes, int64_t grp) {
+  const __m128i b = _mm512_cvtepi32_epi8(q);  // one code per byte
+  __m128i v;
+  if (bits == 8) {
+    v = b;
+  } else if (bits == 4) {
+    v = _mm_packus_epi16(_mm_maddubs_epi16(b, _mm_set1_epi16(0x1001)), _mm_setzero_si128());  // c0 + 16 c1
+  } else if (bits == 2) {
+    const __m128i p = _mm_madd_epi16(_mm_maddubs_epi16(b, _mm_set1_epi16(0x0401)), _mm_set1_epi32(0x00100001));
+    v = _mm_packus_epi16(_mm_packus_epi32(p, p), p);  // c0 + 4 c1 + 16 c2 + 64 c3 per byte
+  } else {
+    v = _mm_cvtsi32_si128(static_cast<int>(_mm512_test_epi32_mask(q, q)));  // a code is its lane's bit
+  }
+  _mm_mask_storeu_epi8(reinterpret_cast<uint8_t*>(row) + 2 * bits * grp, group_mask(nbytes, grp, bits), v);
+}
+
+// The bytes of a packed row past its last group (1-bit rows of an odd number of groups) are zero.
+inline void clear_tail(uint32_t* row, int64_t nbytes, int64_t groups, int bits) {
+  for (int64_t at = 2 * bits * groups; at < nbytes; ++at) reinterpret_cast<uint8_t*>(row)[at] = 0;
+}
+
+// sums[grp] = the code sums of every valid neighbour of row i (int32 lanes); returns the edges used.
+template <int BITS>
+int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, int64_t* bad) {
+  const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
+  int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << BITS) - 1);
+  limit = 2147483647LL / (limit > a.agg_in.zero ? limit : (a.agg_in.zero > 0 ? a.agg_in.zero : 1));
+  for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_setzero_si512();
+  if (begin < 0 || end < begin || end > a.nnz || end - begin > limit) {
+    ++*bad;
+    return 0;
+  }
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(a.agg);
+  const int64_t stride = a.agg_words * 4;
+  const uint64_t rows = static_cast<uint64_t>(a.rows);
+  int64_t deg = 0;
+  if (groups == 1) {  // one register of sums
+    const __mmask16 m = group_mask(stride, 0, BITS);
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t e = begin; e < end; ++e) {
+      if (e + kPrefetch < a.nnz) prefetch(base + static_cast<uint32_t>(a.indices[e + kPrefetch]) * stride);
+      const uint32_t j = static_cast<uint32_t>(a.indices[e]);
+      if (j >= rows) {
+        ++*bad;
+        continue;
+      }
+      acc = _mm512_add_epi32(acc, expand<BITS>(_mm_maskz_loadu_epi8(m, base + j * stride)));
+      ++deg;
+    }
+    sums[0] = acc;
+    return deg;
+  }
+  for (int64_t e = begin; e < end; ++e) {
+    if (e + kPrefetch < a.nnz) prefetch(base + static_cast<uint32_t>(a.indices[e + kPrefetch]) * stride);
+    const uint32_t j = static_cast<uint32_t>(a.indices[e]);
+    if (j >= rows) {
+      ++*bad;
+      continue;
+    }
+    const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
+    for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_add_epi32(sums[grp], codes_at(row, stride, grp, BITS));
+    ++deg;
+  }
+  return deg;
+}
+
+int64_t gather_rt(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, int64_t* bad) {
+  switch (a.agg_in.bits) {
+    case 8: return gather<8>(a, i, groups, sums, bad);
+    case 4: return gather<4>(a, i, groups, sums, bad);
+    case 2: return gather<2>(a, i, groups, sums, bad);
+    default: return gather<1>(a, i, groups, sums, bad);
+  }
+}
+
+// The aggregated codes of a group on agg_out: qgnn::spmm_requant's epilogue, float(S) * scale * dinv.
+inline __m512i aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m512 di, __mmask16 m) {
+  const Grid& g = a.agg_in;
+  const __m512i s = _mm512_sub_epi32(_mm512_mullo_epi32(sums, _mm512_set1_epi32(g.mult)),
+                                     _mm512_set1_epi32(static_cast<int32_t>(deg * g.zero)));
+  return codes16(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di), a.agg_out, m);
+}
+
+inline __m512 row_value(const uint32_t* rows, int64_t words, int64_t i, int64_t grp, const Grid& g) {
+  return value16(codes_at(rows + i * words, words * 4, grp, g.bits), g);
+}
+
+// x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
+inline void half16(const SmpStepArgs& a, __m512 x, __m512 ax, __m512 h, __m512* half, __m512* dx) {
+  __m512 t = _mm512_mul_ps(_mm512_set1_ps(a.keep), x);
+  t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_set1_ps(a.smooth), ax));
+  t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_set1_ps(a.eta), h));
+  *half = t;
+  *dx = _mm512_sub_ps(t, x);
 }
 
 // acc += u * v over the lanes of m, in float64 (the products are exact there).
@@ -73,59 +178,70 @@ inline double total(const __m512d* acc) { return _mm512_reduce_add_pd(_mm512_add
 
 }  // namespace
 
-double smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch) {
-  float* y = scratch;
-  const int64_t groups = (a.cols + 15) / 16;
+SmpRows smp_delta_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+  const SmpStepArgs a = a_in;  // a local copy: its grids stay in registers across the stores below
+  __m512i* sums = reinterpret_cast<__m512i*>(scratch);
+  const int64_t groups = (a.cols + 15) / 16, ax_bytes = a.ax_out_words * 4, nbytes = a.out_words * 4;
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+  int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
+    const int64_t deg = gather_rt(a, i, groups, sums, &bad);
     const __m512 di = _mm512_set1_ps(a.dinv[i]);
+    uint32_t* ax_row = a.ax_out + i * a.ax_out_words;
+    uint32_t* dst = a.out_codes + i * a.out_words;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
-      const __m512 dx = half16(a, i, grp).dx;
+      const __m512i qax = aggregated16(a, sums[grp], deg, di, m);
+      pack16(qax, a.agg_out.bits, ax_row, ax_bytes, grp);
+      __m512 half, dx;
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx), value16(qax, a.agg_out),
+             row_value(a.h, a.h_words, i, grp, a.gh), &half, &dx);
       if (a.out_float != nullptr) _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, dx);
       add_products(acc, dx, dx, m);
-      _mm512_store_ps(y + 16 * grp, _mm512_mul_ps(dx, di));
+      pack16(codes16(_mm512_mul_ps(dx, di), a.out_grid, m), a.out_grid.bits, dst, nbytes, grp);
     }
-    quantize_row(y, a.cols, a.grid[3], a.out_codes + i * a.out_words, a.out_words, nullptr);
+    clear_tail(ax_row, ax_bytes, groups, a.agg_out.bits);
+    clear_tail(dst, nbytes, groups, a.out_grid.bits);
   }
-  return total(acc);
+  return SmpRows{total(acc), bad};
 }
 
-double smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, float* scratch) {
-  const int64_t padded = (a.cols + 15) / 16 * 16;
-  float *y = scratch, *pre = scratch + padded;
-  const int64_t groups = padded / 16;
-  const Grid &gu = a.grid[4], &gn = a.grid[5];
+SmpRows smp_update_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+  const SmpStepArgs a = a_in;
+  __m512i* sums = reinterpret_cast<__m512i*>(scratch);
+  const Grid &gu = a.out_grid, &gn = a.next_grid;
+  const int64_t groups = (a.cols + 15) / 16, out_bytes = a.out_words * 4, pre_bytes = a.pre_words * 4;
   const __m512 c = _mm512_set1_ps(a.c);
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+  int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
+    const int64_t deg = a.mode != 2 ? gather_rt(a, i, groups, sums, &bad) : 0;
     const __m512 di = _mm512_set1_ps(a.dinv[i]);
-    float* out = a.out_codes != nullptr ? y : a.out_float + i * a.cols;
+    uint32_t* dst = a.out_codes != nullptr ? a.out_codes + i * a.out_words : nullptr;
+    uint32_t* pre = a.pre != nullptr ? a.pre + i * a.pre_words : nullptr;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
-      const Half s = half16(a, i, grp);
-      __m512 x = s.half;
+      __m512 x, dx;
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx), row_value(a.ax, a.ax_words, i, grp, a.gax),
+             row_value(a.h, a.h_words, i, grp, a.gh), &x, &dx);
       if (a.mode != 2) {
-        const __m512 adx = decode16(a.in[3] + i * a.in_words[3], row_bytes(a, 3), grp, a.grid[3]);
-        add_products(acc, s.dx, adx, m);
-        x = a.mode == 0 ? _mm512_add_ps(s.half, _mm512_mul_ps(c, adx))
-                        : _mm512_sub_ps(s.half, _mm512_mul_ps(c, _mm512_sub_ps(s.dx, adx)));
+        const __m512 adx = value16(aggregated16(a, sums[grp], deg, di, m), a.agg_out);
+        add_products(acc, dx, adx, m);
+        x = a.mode == 0 ? _mm512_add_ps(x, _mm512_mul_ps(c, adx)) : _mm512_sub_ps(x, _mm512_mul_ps(c, _mm512_sub_ps(dx, adx)));
       }
-      _mm512_mask_storeu_ps(out + 16 * grp, m, x);
+      if (dst != nullptr) {  // the update site: its codes, and their values for the next aggregation
+        const __m512i q = codes16(x, gu, m);
+        pack16(q, gu.bits, dst, out_bytes, grp);
+        x = value16(q, gu);
+      } else {
+        _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, x);
+      }
+      if (pre != nullptr) pack16(codes16(_mm512_mul_ps(x, di), gn, m), gn.bits, pre, pre_bytes, grp);
     }
-    if (a.out_codes != nullptr) {
-      uint32_t* dst = a.out_codes + i * a.out_words;
-      quantize_row(y, a.cols, gu, dst, a.out_words, nullptr);
-      if (a.pre != nullptr)  // the update site's values, as the next aggregation reads them
-        for (int64_t grp = 0; grp < groups; ++grp)
-          _mm512_store_ps(pre + 16 * grp, _mm512_mul_ps(decode16(dst, a.out_words * 4, grp, gu), di));
-    } else if (a.pre != nullptr) {
-      for (int64_t grp = 0; grp < groups; ++grp)
-        _mm512_store_ps(pre + 16 * grp, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(a.cols - 16 * grp), out + 16 * grp), di));
-    }
-    if (a.pre != nullptr) quantize_row(pre, a.cols, gn, a.pre + i * a.pre_words, a.pre_words, nullptr);
+    if (dst != nullptr) clear_tail(dst, out_bytes, groups, gu.bits);
+    if (pre != nullptr) clear_tail(pre, pre_bytes, groups, gn.bits);
   }
-  return total(acc);
+  return SmpRows{total(acc), bad};
 }
 
 }  // namespace cpu

@@ -10,6 +10,7 @@ aggregations move, from which the speedup the bytes alone would allow (the ceili
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -36,6 +37,13 @@ from qgnn_cli.train import TrainConfig, model_from_config, node_features, save_m
 BASELINES = ("fp32", "fp32_prealloc", "pyg")
 PACKED_BITS = (8, 4, 2)
 LINE = 64  # bytes per cache line: a random gather touches at least one
+# SMP's multiplier grows by eta_lambda * alpha_th * |E| per step while the energy is under its budget
+# (METHOD.md §4): with the FP32 default alpha_th (0.1) that is 22 per step on a 2M-node graph of 22M
+# entries, and the constraint step 2 eta lambda A(dX) turns anti-smoothing. The untrained model's energy
+# then explodes (measured at 200k nodes, K = 32: E_k 1e-6 -> 1e8 by step 22); with lambda unbounded below
+# it overflowed to inf/NaN, in FP32 too, and PTQ calibration got NaN ranges. The bench caps that growth
+# for every variant; Cora (0.013 per step) and PubMed (0.11) keep the default.
+MAX_LAMBDA_STEP = 0.25
 
 
 @dataclass
@@ -85,6 +93,12 @@ def bytes_per_edge(width: int, bits: int | None) -> dict:
             "cache_lines_per_edge": max(1, math.ceil(row / LINE))}
 
 
+def bench_alpha_th(config: TrainConfig, num_entries: int) -> float:
+    """The SMP alpha_th the bench runs every variant with: the config's, capped by ``MAX_LAMBDA_STEP``."""
+    resolved = config.resolved()
+    return min(resolved.alpha_th, MAX_LAMBDA_STEP / (resolved.eta_lambda * max(num_entries, 1)))
+
+
 def run_inference_bench(graph: Graph, spec: BenchSpec, *, normalize_features: bool = True,
                         progress=None) -> dict:
     if spec.model not in ("gcn", "smp"):
@@ -96,6 +110,9 @@ def run_inference_bench(graph: Graph, spec: BenchSpec, *, normalize_features: bo
     torch.manual_seed(spec.seed)
     config = TrainConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, bits=32, dataset=graph.name,
                          normalize_features=normalize_features).validated()
+    op = GraphOperator.from_adj(graph.adj)
+    if spec.model == "smp":
+        config = dataclasses.replace(config, alpha_th=bench_alpha_th(config, op.num_entries)).validated()
     model = model_from_config(config, graph.num_features, graph.num_classes).eval()
     x = node_features(graph, config).contiguous()
     fp32_model_bytes = _file_bytes(lambda p: save_model(p, model, config, graph.num_features, graph.num_classes))
@@ -103,7 +120,6 @@ def run_inference_bench(graph: Graph, spec: BenchSpec, *, normalize_features: bo
     say("calibrating and packing the quantized variants")
     packed: dict[str, PackedModel] = {}
     sizes: dict[str, int] = {}
-    op = GraphOperator.from_adj(graph.adj)
     for bits in spec.bits:
         qconfig = quantized_config(config, bits)
         qmodel = model_from_config(qconfig, graph.num_features, graph.num_classes)
@@ -168,7 +184,8 @@ def run_inference_bench(graph: Graph, spec: BenchSpec, *, normalize_features: bo
                   "features": graph.num_features, "classes": graph.num_classes},
         "model": {"kind": spec.model, "layers": spec.layers, "hidden": spec.hidden,
                   "propagation_width": width, "aggregations": _aggregations(spec.model, spec.layers, "smp"),
-                  "smp_energy": "identity ||dX||^2 - <dX, A dX> (all variants)" if spec.model == "smp" else None},
+                  "smp_energy": "identity ||dX||^2 - <dX, A dX> (all variants)" if spec.model == "smp" else None,
+                  "smp_alpha_th": config.resolved().alpha_th if spec.model == "smp" else None},
         "reps": spec.reps, "warmup": spec.warmup,
         "machine": machine_info(),
         "stages": list(STAGES),

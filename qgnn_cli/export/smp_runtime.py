@@ -2,10 +2,11 @@
 
 The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. When every site of the
 propagation is on (the quantized models' plan: all but the last update), the propagation stays in
-packed codes from step to step: per step two ``qgnn::spmm_requant`` aggregations and two fused
-elementwise ops, ``qgnn::smp_delta`` (x_half, dx, dx's aggregation input) and ``qgnn::smp_update`` (the
-updated X on its site and the next aggregation's input), which follow ``nn.smp.smp_propagate``'s float32
-arithmetic element for element. Otherwise (a site off: float values between sites) it runs
+packed codes from step to step: per step two fused ops, each an aggregation over A + I with the
+elementwise work that consumes it (``kernels/smp.py``): ``qgnn::smp_delta`` (A(X), x_half, dx and dx's
+aggregation input) and ``qgnn::smp_update`` (A(dX), the updated X on its site and the next step's
+aggregation input). They follow ``nn.smp.smp_propagate``'s float32 arithmetic element for element and
+are clocked as "aggregation". Otherwise (a site off: float values between sites) it runs
 ``smp_propagate`` itself with packed aggregations plugged in. Both call ``nn.smp.update_multipliers``,
 so the multipliers follow training's eval forward.
 """
@@ -74,34 +75,32 @@ def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) 
     keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta  # as smp_propagate computes them
     lam, s = p.lambda_init, p.s_init
     budget = p.alpha_th * g.num_entries
-    with clock("requant"):
-        start = dequant(h, h_grid, cols)
-    ax = model._aggregate("prop.steps.0.agg_x", start, g, clock, inplace=True, packed_out=True)
+    graph = (g.indptr, g.indices)
+    with clock("requant"):  # the first aggregation's input: Q(H * D^-1/2)
+        pre = _site(model, 0, "agg_x.input").pack(dequant(h, h_grid, cols).mul_(g.dinv_col))
     xc, x_grid = h, h_grid
     for k in range(steps):
-        ax_grid, upd = _site(model, k, "agg_x.output"), _site(model, k, "update")
+        x_in, ax_grid, upd = _site(model, k, "agg_x.input"), _site(model, k, "agg_x.output"), _site(model, k, "update")
         nxt = _site(model, k + 1, "agg_x.input") if k + 1 < steps else _OFF
-        if p.mode == "appnp":
-            with clock("requant"):
-                out, pre, _ = smp_update(xc, ax, h, None, g.dinv, cols,
-                                         [_grid(x_grid), _grid(ax_grid), _grid(h_grid), None, _grid(upd), _grid(nxt)],
+        rows = [_grid(x_grid), _grid(ax_grid), _grid(h_grid)]
+        if p.mode == "appnp":  # smp_delta for A(X) (its dx is not used), then the update
+            with clock("aggregation"):
+                ax, _, _, _ = smp_delta(*graph, pre, xc, h, g.dinv, cols, [_grid(x_in), _grid(ax_grid), _grid(x_grid),
+                                                                          _grid(h_grid), _grid(x_in)], keep, smooth, p.eta)
+                out, pre, _ = smp_update(*graph, None, xc, ax, h, g.dinv, cols, [None, None, *rows, _grid(upd), _grid(nxt)],
                                          keep, smooth, p.eta, 0.0, "appnp")
         else:
             dx_in, dx_out = _site(model, k, "agg_dx.input"), _site(model, k, "agg_dx.output")
-            with clock("requant"):
-                dxc, dx, sq = smp_delta(xc, ax, h, g.dinv, cols, [_grid(x_grid), _grid(ax_grid), _grid(h_grid),
-                                                                  _grid(dx_in)], keep, smooth, p.eta,
-                                        want_dx=energy == "exact")
-            adx = model._aggregate_codes(dxc, dx_in, dx_out, g, clock, True, cols)
-            grids = [_grid(x_grid), _grid(ax_grid), _grid(h_grid), _grid(dx_out), _grid(upd), _grid(nxt)]
-            with clock("requant"):
-                out, pre, cross = smp_update(xc, ax, h, adx, g.dinv, cols, grids, keep, smooth, p.eta,
-                                             2.0 * p.eta * lam, p.grad)
+            with clock("aggregation"):
+                ax, dxc, dx, sq = smp_delta(*graph, pre, xc, h, g.dinv, cols, [_grid(x_in), _grid(ax_grid),
+                                                                                _grid(x_grid), _grid(h_grid), _grid(dx_in)],
+                                            keep, smooth, p.eta, want_dx=energy == "exact")
+                out, pre, cross = smp_update(*graph, dxc, xc, ax, h, g.dinv, cols,
+                                             [_grid(dx_in), _grid(dx_out), *rows, _grid(upd), _grid(nxt)],
+                                             keep, smooth, p.eta, 2.0 * p.eta * lam, p.grad)
             with clock("other"):
                 e_k = float(dirichlet_energy(dx, g)) if energy == "exact" else float(sq) - float(cross)
             lam, s = update_multipliers(lam, s, e_k, p, budget)
-        if k + 1 < steps:
-            ax = model._aggregate_codes(pre, nxt, _site(model, k + 1, "agg_x.output"), g, clock, True, cols)
         xc, x_grid = out, upd
     if x_grid.enabled:  # the last update site is on: its values are the output
         with clock("requant"):

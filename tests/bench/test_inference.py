@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from qgnn_cli.bench.inference import BenchSpec, bytes_per_edge, run_inference_bench
+from qgnn_cli.bench.inference import MAX_LAMBDA_STEP, BenchSpec, bench_alpha_th, bytes_per_edge, run_inference_bench
 from qgnn_cli.bench.report import BEGIN, END, markdown, save_section
 from qgnn_cli.data import synthetic_power_law
+from qgnn_cli.train import TrainConfig
 from tests.conftest import requires_pyg
 
 
@@ -60,3 +61,10 @@ def test_save_section_keeps_other_sections(graph, tmp_path):
     save_section(path, "fresh", append=False)
     text = path.read_text()
     assert "other developer's table" in text and "--synthetic 300" not in text and "fresh" in text
+
+
+def test_smp_alpha_th_caps_the_multiplier_growth_on_large_graphs():
+    config = TrainConfig(model="smp", bits=32).validated()
+    assert bench_alpha_th(config, 13_264) == 0.1 and bench_alpha_th(config, 108_365) == 0.1  # Cora, PubMed
+    big = bench_alpha_th(config, 22_000_000)
+    assert big < 0.1 and big * config.eta_lambda * 22_000_000 == pytest.approx(MAX_LAMBDA_STEP)

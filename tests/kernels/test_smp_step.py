@@ -1,8 +1,8 @@
 """qgnn::smp_delta / smp_update: every compiled path against the PyTorch reference.
 
-Codes and float outputs must equal the reference exactly (the same float32 operations in the same
-order, the one rounding rule); the energy sums are float64 sums of exact products in another order,
-so they match to float64 rounding: |got - ref| <= 1e-12 * sum |products|.
+Codes and float outputs must equal the reference exactly (spmm_requant's integer sums and epilogue, the
+same float32 operations in the same order, the one rounding rule); the energy sums are float64 sums of
+exact products in another order, so they match to float64 rounding: |got - ref| <= 1e-12 * sum |products|.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from qgnn_cli import kernels
 from qgnn_cli.kernels.smp import MODES, OFF, smp_delta_reference, smp_update_reference
 
-from ._graphs import isas, random_codes, random_zero
+from ._graphs import csr, isas, random_codes, random_zero, skewed_degrees
 
 ISAS = isas()
 WIDTHS = (1, 3, 16, 17, 33, 130)
 GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 0), (2, 85, 20), (2, 85, -42)]  # (bits, mult, skew)
 CONSTS = dict(keep=0.0, smooth=0.9, eta=0.1)  # SMP's mu = 9, eta = 0.1: 1 - (1 + mu) eta is 0 in float64
+OFF_GRID = (OFF, 1.0, 0, 1, 0)
 
 
 def _grid(spec, gen, scale=None):
@@ -33,15 +34,16 @@ def _packed(rows, cols, grid, gen):
     return kernels.pack(random_codes(rows, cols, grid[0], gen), grid[0])
 
 
-def _dinv(rows, gen):
+def _graph(rows, gen, degrees=None):
+    """A + I-like CSR (skewed degrees, empty rows, duplicates) and a D^-1/2 with isolated nodes (1.0)."""
+    indptr, indices = csr(skewed_degrees(rows, gen) if degrees is None else degrees, rows, gen)
     d = torch.rand(rows, generator=gen) + 0.05
-    d[::5] = 1.0  # isolated nodes: A + I has degree 1
-    return d
+    d[::5] = 1.0
+    return indptr, indices, d
 
 
-def _inputs(rows, cols, specs, gen):
-    grids = [_grid(s, gen) for s in specs]
-    return [_packed(rows, cols, g, gen) for g in grids[:4]], grids
+def _fields(grids):
+    return [list(f) for f in zip(*grids)]
 
 
 def _close(got, ref, bound):
@@ -49,24 +51,39 @@ def _close(got, ref, bound):
     assert abs(float(got) - float(ref)) <= 1e-12 * bound + 1e-300, (float(got), float(ref))
 
 
-def _check_delta(x, ax, h, dinv, cols, grids, consts, want_dx=True):
-    got = kernels.smp_delta(x, ax, h, dinv, cols, grids, **consts, want_dx=want_dx)
-    args = (x, ax, h, dinv, cols, *(list(f) for f in zip(*grids)), consts["keep"], consts["smooth"], consts["eta"])
+def _check_delta(graph, pre, x, h, cols, grids, consts, want_dx=True):
+    indptr, indices, dinv = graph
+    got = kernels.smp_delta(indptr, indices, pre, x, h, dinv, cols, grids, **consts, want_dx=want_dx)
+    args = (indptr, indices, pre, x, h, dinv, cols, *_fields(grids), consts["keep"], consts["smooth"], consts["eta"])
     ref = smp_delta_reference(*args, want_dx)
-    assert torch.equal(got[0], ref[0])
-    assert got[1].shape == ref[1].shape and torch.equal(got[1], ref[1])
-    dx = smp_delta_reference(*args, True)[1].double()
-    _close(got[2], ref[2], float((dx * dx).sum()))
+    for k in range(3):
+        assert got[k].shape == ref[k].shape and torch.equal(got[k], ref[k]), k
+    dx = smp_delta_reference(*args, True)[2].double()
+    _close(got[3], ref[3], float((dx * dx).sum()))
 
 
-def _check_update(x, ax, h, adx, dinv, cols, grids, consts, c, mode):
-    got = kernels.smp_update(x, ax, h, adx, dinv, cols, grids, **consts, c=c, mode=mode)
-    g = [list(f) for f in zip(*grids)]
-    ref = smp_update_reference(x, ax, h, adx, dinv, cols, *g, consts["keep"], consts["smooth"], consts["eta"], c,
-                               MODES.index(mode))
+def _check_update(graph, dxc, x, ax, h, cols, grids, consts, c, mode):
+    indptr, indices, dinv = graph
+    dxc = None if mode == "appnp" else dxc
+    got = kernels.smp_update(indptr, indices, dxc, x, ax, h, dinv, cols, grids, **consts, c=c, mode=mode)
+    fields = _fields(grids if mode != "appnp" else [grids[2]] * 2 + grids[2:])
+    ref = smp_update_reference(indptr, indices, dxc, x, ax, h, dinv, cols, *fields, consts["keep"], consts["smooth"],
+                               consts["eta"], c, MODES.index(mode))
     assert got[0].dtype == ref[0].dtype and torch.equal(got[0], ref[0])
     assert got[1].shape == ref[1].shape and torch.equal(got[1], ref[1])
     _close(got[2], ref[2], float(ref[2].abs()) + 1.0)
+
+
+def _delta_case(rows, cols, specs, gen, degrees=None):
+    grids = [_grid(s, gen) for s in specs]  # agg_in, ax, x, h, dx_in
+    pre, x, h = (_packed(rows, cols, grids[k], gen) for k in (0, 2, 3))
+    return _graph(rows, gen, degrees), pre, x, h, grids
+
+
+def _update_case(rows, cols, specs, gen, degrees=None):
+    grids = [_grid(s, gen) for s in specs]  # agg_in, adx, x, ax, h, update, next_in
+    dxc, x, ax, h = (_packed(rows, cols, grids[k], gen) for k in (0, 2, 3, 4))
+    return _graph(rows, gen, degrees), dxc, x, ax, h, grids
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -74,10 +91,9 @@ def _check_update(x, ax, h, adx, dinv, cols, grids, consts, c, mode):
 @pytest.mark.parametrize("cols", WIDTHS)
 def test_delta_matches_reference(isa, spec, cols, seeded):
     with kernels.use_isa(isa):
-        (x, ax, h, _), grids = _inputs(23, cols, [spec, GRIDS[1], GRIDS[3], spec], seeded)
-        dinv = _dinv(23, seeded)
-        _check_delta(x, ax, h, dinv, cols, grids, CONSTS)
-        _check_delta(x, ax, h, dinv, cols, grids, CONSTS, want_dx=False)
+        graph, pre, x, h, grids = _delta_case(23, cols, [spec, GRIDS[1], spec, GRIDS[3], spec], seeded)
+        _check_delta(graph, pre, x, h, cols, grids, CONSTS)
+        _check_delta(graph, pre, x, h, cols, grids, CONSTS, want_dx=False)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -86,98 +102,106 @@ def test_delta_matches_reference(isa, spec, cols, seeded):
 @pytest.mark.parametrize("mode", MODES)
 def test_update_matches_reference(isa, spec, cols, mode, seeded):
     with kernels.use_isa(isa):
-        (x, ax, h, adx), grids = _inputs(19, cols, [spec, GRIDS[2], spec, GRIDS[1]], seeded)
-        dinv = _dinv(19, seeded)
-        upd, nxt = _grid(spec, seeded), _grid(GRIDS[3], seeded)
+        graph, dxc, x, ax, h, grids = _update_case(19, cols, [spec, GRIDS[2], spec, GRIDS[1], GRIDS[3], spec, spec],
+                                                   seeded)
         c = 2 * 0.1 * 0.0137
-        for u, n in ((upd, nxt), (upd, (OFF, 1.0, 0, 1, 0)), ((OFF, 1.0, 0, 1, 0), nxt), ((OFF, 1.0, 0, 1, 0),) * 2):
-            _check_update(x, ax, h, None if mode == "appnp" else adx, dinv, cols, [*grids, u, n], CONSTS, c, mode)
+        for u, n in ((grids[5], grids[6]), (grids[5], OFF_GRID), (OFF_GRID, grids[6]), (OFF_GRID, OFF_GRID)):
+            _check_update(graph, dxc, x, ax, h, cols, [*grids[:5], u, n], CONSTS, c, mode)
 
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("bits", (2, 4, 8))
 def test_ties_round_half_to_even(isa, bits, seeded):
     # Scales and constants that are powers of two make x / scale land exactly on m + 0.5 often.
-    cols = 37
-    spec = (bits, 1, 0)
-    grids = [(bits, 0.25, (2**bits - 1) // 2, 1, 0)] * 4
+    cols, rows = 37, 40
+    g = (bits, 0.25, (2**bits - 1) // 2, 1, 0)
     consts = dict(keep=0.5, smooth=0.25, eta=0.25)
-    x, ax, h, adx = (_packed(40, cols, g, seeded) for g in grids)
-    dinv = torch.full((40,), 0.5)
+    graph = (*_graph(rows, seeded)[:2], torch.full((rows,), 0.5))
+    pre, x, ax, h = (_packed(rows, cols, g, seeded) for _ in range(4))
     with kernels.use_isa(isa):
-        _check_delta(x, ax, h, dinv, cols, grids, consts)
+        _check_delta(graph, pre, x, h, cols, [g] * 5, consts)
         for mode in MODES:
-            _check_update(x, ax, h, adx, dinv, cols, [*grids, _grid(spec, seeded, 0.125), grids[0]], consts, 0.5, mode)
+            _check_update(graph, pre, x, ax, h, cols, [g] * 5 + [(bits, 0.125, 1, 1, 0), g], consts, 0.5, mode)
 
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_empty_shapes(isa, seeded):
-    grids = [(2, 0.1, 1, 1, 0)] * 4
+    g = (2, 0.1, 1, 1, 0)
     with kernels.use_isa(isa):
         for rows, cols in ((0, 5), (4, 0), (0, 0)):
-            x = _packed(rows, cols, grids[0], seeded)
-            dinv = torch.ones(rows)
-            _check_delta(x, x, x, dinv, cols, grids, CONSTS)
-            _check_update(x, x, x, x, dinv, cols, grids + grids[:2], CONSTS, 0.01, "authors")
+            graph = _graph(rows, seeded)
+            t = _packed(rows, cols, g, seeded)
+            _check_delta(graph, t, t, t, cols, [g] * 5, CONSTS)
+            _check_update(graph, t, t, t, t, cols, [g] * 7, CONSTS, 0.01, "authors")
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_many_rows_cross_the_energy_blocks(isa, seeded):
-    # More rows than one block of the kernels' energy partial sums, and rows beyond it.
-    (x, ax, h, adx), grids = _inputs(5000, 16, [GRIDS[1]] * 4, seeded)
-    dinv = _dinv(5000, seeded)
+@pytest.mark.parametrize("bits", (2, 8))
+def test_high_degree_rows_and_many_blocks(isa, bits, seeded):
+    # Rows of degree 5000 on maximal codes and zero points (the largest integer sums), and more rows than
+    # one block of the kernels' energy partial sums.
+    rows = 5000
+    degrees = torch.ones(rows, dtype=torch.int64)
+    degrees[[3, 2100, 4999]] = 5000
+    spec = (bits, 1, 0)
     with kernels.use_isa(isa):
-        _check_delta(x, ax, h, dinv, 16, grids, CONSTS)
-        _check_update(x, ax, h, adx, dinv, 16, [*grids, grids[0], grids[1]], CONSTS, 0.3, "exact")
+        graph, pre, x, h, grids = _delta_case(rows, 16, [spec] * 5, seeded, degrees)
+        grids[0] = (bits, 0.01, 2**bits - 1, 1, 0)
+        pre = kernels.pack(torch.full((rows, 16), 2**bits - 1, dtype=torch.uint8), bits)
+        _check_delta(graph, pre, x, h, 16, grids, CONSTS)
+        graph, dxc, x, ax, h, ugrids = _update_case(rows, 16, [spec] * 7, seeded, degrees)
+        _check_update(graph, pre, x, ax, h, 16, [grids[0], *ugrids[1:]], CONSTS, 0.3, "exact")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(isa=st.sampled_from(ISAS), specs=st.lists(st.sampled_from(GRIDS), min_size=6, max_size=6),
+@given(isa=st.sampled_from(ISAS), specs=st.lists(st.sampled_from(GRIDS), min_size=7, max_size=7),
        rows=st.integers(0, 30), cols=st.integers(0, 70), mode=st.sampled_from(MODES),
        c=st.floats(-2.0, 2.0), seed=st.integers(0, 2**31 - 1))
 def test_fuzz(isa, specs, rows, cols, mode, c, seed):
     gen = torch.Generator().manual_seed(seed)
-    (x, ax, h, adx), grids = _inputs(rows, cols, specs[:4], gen)
-    dinv = _dinv(rows, gen)
     with kernels.use_isa(isa):
-        _check_delta(x, ax, h, dinv, cols, grids, CONSTS)
-        extra = [_grid(specs[4], gen), _grid(specs[5], gen)]
-        _check_update(x, ax, h, None if mode == "appnp" else adx, dinv, cols, grids + extra, CONSTS, c, mode)
+        graph, pre, x, h, grids = _delta_case(rows, cols, specs[:5], gen)
+        _check_delta(graph, pre, x, h, cols, grids, CONSTS)
+        graph, dxc, x, ax, h, grids = _update_case(rows, cols, specs, gen)
+        _check_update(graph, dxc, x, ax, h, cols, grids, CONSTS, c, mode)
 
 
 @pytest.mark.parametrize("bits", (1, 2, 4, 8))
 def test_opcheck(bits, seeded):
     spec = (bits, 1, 0)
-    (x, ax, h, adx), grids = _inputs(9, 21, [spec] * 4, seeded)
-    dinv = _dinv(9, seeded)
-    fields = [list(f) for f in zip(*grids)]
-    torch.library.opcheck(torch.ops.qgnn.smp_delta.default, (x, ax, h, dinv, 21, *fields, 0.0, 0.9, 0.1, True))
-    fields6 = [list(f) for f in zip(*(grids + [grids[0], (OFF, 1.0, 0, 1, 0)]))]
+    (indptr, indices, dinv), pre, x, h, grids = _delta_case(9, 21, [spec] * 5, seeded)
+    torch.library.opcheck(torch.ops.qgnn.smp_delta.default,
+                          (indptr, indices, pre, x, h, dinv, 21, *_fields(grids), 0.0, 0.9, 0.1, True))
     for mode in (0, 1):
+        fields = _fields(grids + [grids[0], OFF_GRID])
         torch.library.opcheck(torch.ops.qgnn.smp_update.default,
-                              (x, ax, h, adx, dinv, 21, *fields6, 0.0, 0.9, 0.1, 0.02, mode))
-    fields6 = [list(f) for f in zip(*(grids + [(OFF, 1.0, 0, 1, 0), grids[1]]))]
+                              (indptr, indices, pre, x, pre, h, dinv, 21, *fields, 0.0, 0.9, 0.1, 0.02, mode))
+    fields = _fields(grids + [OFF_GRID, grids[1]])
     torch.library.opcheck(torch.ops.qgnn.smp_update.default,
-                          (x, ax, h, None, dinv, 21, *fields6, 0.0, 0.9, 0.1, 0.0, 2))
+                          (indptr, indices, None, x, pre, h, dinv, 21, *fields, 0.0, 0.9, 0.1, 0.0, 2))
 
 
 def _bad_calls():
     g = (2, 0.1, 1, 1, 0)
     x = torch.zeros(4, 1, dtype=torch.int32)  # 4 rows of 16 2-bit codes
     d = torch.ones(4)
+    ip, ix = torch.arange(5, dtype=torch.int64), torch.arange(4, dtype=torch.int32)
     delta = lambda *a, **k: kernels.smp_delta(*a, **k, keep=0.0, smooth=0.9, eta=0.1)  # noqa: E731
     update = lambda *a, **k: kernels.smp_update(*a, **k, keep=0.0, smooth=0.9, eta=0.1, c=0.0)  # noqa: E731
     return [
-        (lambda: delta(x, x, x, d, 17, [g] * 4), "words"),
-        (lambda: delta(x, x, x, torch.ones(5), 16, [g] * 4), "rows"),
-        (lambda: delta(x, x, x, d, 16, [g] * 3), "4 grids"),
-        (lambda: delta(x, x, x, d, 16, [g, g, g, (OFF, 1.0, 0, 1, 0)]), "unsupported bit width"),
-        (lambda: delta(x, x, x, d, 16, [g, g, g, (2, 0.1, 9, 1, 0)]), "zero point"),
-        (lambda: delta(x.long(), x, x, d, 16, [g] * 4), "int32"),
-        (lambda: update(x, x, x, None, d, 16, [g] * 6, mode="authors"), "needs adx"),
-        (lambda: update(x, x, x, x, d, 16, [g] * 6, mode="fast"), "mode"),
-        (lambda: update(x, x, x, x, d, 16, [g] * 5, mode="exact"), "6 grids"),
-        (lambda: kernels.smp_update(x, x, x, x, d, 16, [g] * 6, 0.0, 0.9, 0.1, float("nan"), "authors"), "finite"),
+        (lambda: delta(ip, ix, x, x, x, d, 17, [g] * 5), "words"),
+        (lambda: delta(torch.arange(6), ix, x, x, x, torch.ones(5), 16, [g] * 5), "rows"),
+        (lambda: delta(ip, ix, x, x, x, d, 16, [g] * 4), "5 grids"),
+        (lambda: delta(ip, ix, x, x, x, d, 16, [g, g, g, g, OFF_GRID]), "unsupported bit width"),
+        (lambda: delta(ip, ix, x, x, x, d, 16, [g, g, g, g, (2, 0.1, 9, 1, 0)]), "zero point"),
+        (lambda: delta(ip, ix, x.long(), x, x, d, 16, [g] * 5), "int32"),
+        (lambda: delta(ip[:4], ix, x, x, x, d, 16, [g] * 5), "indptr"),
+        (lambda: delta(ip, ix.long(), x, x, x, d, 16, [g] * 5), "indices"),
+        (lambda: update(ip, ix, None, x, x, x, d, 16, [g] * 7, mode="authors"), "needs dxc"),
+        (lambda: update(ip, ix, x, x, x, x, d, 16, [g] * 7, mode="fast"), "mode"),
+        (lambda: update(ip, ix, x, x, x, x, d, 16, [g] * 6, mode="exact"), "7 grids"),
+        (lambda: kernels.smp_update(ip, ix, x, x, x, x, d, 16, [g] * 7, 0.0, 0.9, 0.1, float("nan"), "authors"),
+         "finite"),
     ]
 
 
@@ -188,13 +212,23 @@ def test_bad_inputs_raise_clear_errors(call, message):
 
 
 @pytest.mark.skipif(not kernels.extension_available(), reason="needs the compiled extension")
-def test_direct_op_calls_with_wrong_shapes_raise():
+@pytest.mark.parametrize("isa", ISAS)
+def test_malformed_csr_and_shapes_raise_instead_of_reading_out_of_bounds(isa):
     x, d = torch.zeros(4, 1, dtype=torch.int32), torch.ones(4)
-    fields = [[2] * 4, [0.1] * 4, [1] * 4, [1] * 4, [0] * 4]
-    with pytest.raises(RuntimeError):
-        torch.ops.qgnn.smp_delta(x, x, torch.zeros(3, 1, dtype=torch.int32), d, 16, *fields, 0.0, 0.9, 0.1, False)
-    with pytest.raises(RuntimeError):
-        torch.ops.qgnn.smp_delta(x, x, x, d, 40, *fields, 0.0, 0.9, 0.1, False)
-    fields6 = [f + f[:2] for f in fields]
-    with pytest.raises(RuntimeError):
-        torch.ops.qgnn.smp_update(x, x, x, None, d, 16, *fields6, 0.0, 0.9, 0.1, 0.0, 0)
+    ip, ix = torch.arange(5, dtype=torch.int64), torch.arange(4, dtype=torch.int32)
+    f5, f7 = _fields([(2, 0.1, 1, 1, 0)] * 5), _fields([(2, 0.1, 1, 1, 0)] * 7)
+    consts = (0.0, 0.9, 0.1)
+    with kernels.use_isa(isa):
+        for indptr, indices in ((ip, torch.tensor([0, 1, 4, 2], dtype=torch.int32)),  # an index past the rows
+                                (ip, torch.tensor([0, 1, -1, 2], dtype=torch.int32)),
+                                (torch.tensor([0, 1, 9, 3, 4]), ix)):  # indptr past nnz
+            with pytest.raises(RuntimeError, match="malformed CSR"):
+                torch.ops.qgnn.smp_delta(indptr, indices, x, x, x, d, 16, *f5, *consts, False)
+            with pytest.raises(RuntimeError, match="malformed CSR"):
+                torch.ops.qgnn.smp_update(indptr, indices, x, x, x, x, d, 16, *f7, *consts, 0.0, 0)
+        with pytest.raises(RuntimeError):
+            torch.ops.qgnn.smp_delta(ip, ix, x, x, torch.zeros(3, 1, dtype=torch.int32), d, 16, *f5, *consts, False)
+        with pytest.raises(RuntimeError):
+            torch.ops.qgnn.smp_delta(ip, ix, x, x, x, d, 40, *f5, *consts, False)
+        with pytest.raises(RuntimeError):
+            torch.ops.qgnn.smp_update(ip, ix, None, x, x, x, d, 16, *f7, *consts, 0.0, 0)
