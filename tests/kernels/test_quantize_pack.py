@@ -48,6 +48,25 @@ def test_ties_round_half_to_even_and_clamp(isa, bits):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("scale", (0.1, 0.3, 1 / 3, 0.0731, 7.77))
+def test_quotients_next_to_half_integers(isa, scale):
+    # x within a few ulp of (m + 0.5) * scale: where x * (1/scale) and the true x / scale can round to
+    # different integers. The kernels must round as the division does (the reference).
+    s = torch.tensor(scale, dtype=torch.float32)
+    base = (torch.arange(-130, 130, dtype=torch.float32) + 0.5) * s
+    x = base
+    for _ in range(3):
+        up, down = torch.nextafter(x, torch.tensor(float("inf"))), torch.nextafter(x, torch.tensor(float("-inf")))
+        x = torch.cat([x, up, down]).unique()
+    by_product = torch.round(x * (1.0 / s))
+    assert bool((by_product != torch.round(x / s)).any()), "no case where the reciprocal rounds differently"
+    x = x[: x.numel() // 5 * 5].reshape(5, -1)
+    with kernels.use_isa(isa):
+        _check(x, 8, scale, 128, 1, 0)
+        _check(x, 2, scale / 85, 100, 85, 3)  # BT: 8-bit grid, then (base + skew) / 85
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_empty_shapes(isa):
     with kernels.use_isa(isa):
         for shape in ((0, 5), (3, 0)):
