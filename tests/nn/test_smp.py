@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qgnn_cli.nn import GraphOperator, SitePlan, SMPParams, SMPPropagation, dirichlet_energy
+from qgnn_cli.nn import GraphOperator, SitePlan, SMPParams, SMPPropagation, dirichlet_energy, update_multipliers
 from tests.nn.graphs import ring_graph
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,7 +34,7 @@ def test_smp_with_lambda_fixed_at_zero_equals_appnp(bits, bt, seeded):
 def test_multiplier_and_slack_updates_follow_the_formula(seeded):
     g = ring_graph(25, 5)
     op = GraphOperator.from_adj(g.adj)
-    p = SMPParams(alpha_th=0.05, eta_lambda=1e-3)
+    p = SMPParams(alpha_th=5.0, eta_lambda=1e-3)  # a budget the first step stays under: lambda ascends
     prop = SMPPropagation(3, p, SitePlan()).eval()
     h = torch.randn(25, 3, generator=seeded)
     trace: list = []
@@ -45,9 +45,23 @@ def test_multiplier_and_slack_updates_follow_the_formula(seeded):
     dx = x_half - x
     s = p.s_init + 2 * p.eta_s * p.lambda_init * p.s_init
     lam = p.lambda_init + p.eta_lambda * (p.alpha_th * op.num_entries - s * s - float(dirichlet_energy(dx, op)))
+    assert lam > p.lambda_init
     assert trace[0] == pytest.approx((lam, s, float(dirichlet_energy(dx, op))))
     assert len(trace) == 3
 
+
+
+def test_multiplier_stays_non_negative_when_the_energy_exceeds_the_budget(seeded):
+    p = SMPParams(alpha_th=1e-4, eta_lambda=1e-2)
+    assert update_multipliers(1e-3, 1e-3, 1e4, p, budget=1.0)[0] == 0.0  # unprojected: about -100
+    lam, _ = update_multipliers(0.0, 1e-3, 0.5, p, budget=1.0)
+    assert lam == pytest.approx(1e-2 * (1.0 - 1e-6 - 0.5))  # below the budget it ascends as before
+    g = ring_graph(25, 5)
+    op = GraphOperator.from_adj(g.adj)
+    trace: list = []
+    SMPPropagation(6, p, SitePlan()).eval()(100 * torch.randn(25, 3, generator=seeded), op, trace)
+    assert min(e for _, _, e in trace) > op.num_entries * p.alpha_th  # every step over budget
+    assert all(lam == 0.0 for lam, _, _ in trace)
 
 def test_exact_gradient_variant_differs_from_the_authors(seeded):
     g = ring_graph(25, 5)
