@@ -111,17 +111,19 @@ def test_skewness_of_nonzeros_with_total_equals_dense(seeded):
     assert skewness(values, total=dense.numel()) == pytest.approx(skewness(dense))
 
 
-def test_alpha_search_minimises_mean_abs_error(seeded):
+@pytest.mark.parametrize("bits,mult,power", [(2, 1, 2), (2, 85, 1), (4, 1, 1)])
+def test_alpha_search_minimises_the_error_of_its_width(seeded, bits, mult, power):
+    # Plain 2-bit sites minimise the squared error (it weighs the clipped tails more), BT and wider grids the absolute one.
     x = torch.randn(5000, generator=seeded)
     lo, hi = float(x.min()), float(x.max())
-    best = search_alpha(x, lo, hi, 2, 1, 0)
-    assert best in alpha_candidates(2)
+    best = search_alpha(x, lo, hi, bits, mult, 0)
+    assert best in alpha_candidates(bits)
 
-    def err(a):
-        s, z = rounding.qparams(a * lo, a * hi, 2)
-        return float((rounding.fake_quantize(x, s, z, 2) - x).abs().mean())
+    def err(a, p):
+        s, z = rounding.qparams(a * lo, a * hi, bits, mult)
+        return float((rounding.fake_quantize(x, s, z, bits, mult) - x).abs().pow(p).mean())
 
-    assert err(best) == min(err(a) for a in alpha_candidates(2))
+    assert err(best, power) == min(err(a, power) for a in alpha_candidates(bits))
     assert len(alpha_candidates(4)) == 50 and alpha_candidates(4)[-1] == 1.0
 
 
