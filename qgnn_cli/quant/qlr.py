@@ -3,7 +3,7 @@
 Range: ``lo = min(0, alpha * min(x))``, ``hi = max(0, alpha * max(x))``; scale and zero point from
 ``rounding.qparams`` (so BT's 8-bit fine grid comes from ``mult = 85``). In training, min/max are the
 current batch's: a range that lags behind growing activations clips exactly the largest values and,
-through the masked STE, cuts their gradient, which stalls training (a moving-average range trained
+through the masked STE used then, cut their gradient, which stalls training (a moving-average range trained
 Cora INT4 to 15 % where the batch range reaches 80 %). The running min/max buffers track the batches
 (first batch, then an exponential moving average, momentum 0.1) and are the range frozen in eval mode. ``alpha`` is the site's only parameter,
 initialised by grid search on the first batch (``quant/init.py``) and then trained through the LSQ
