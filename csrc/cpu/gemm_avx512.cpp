@@ -25,12 +25,11 @@ constexpr int kNB = 4;  // 16-column blocks per micro-tile
 
 // Unpack one packed row (2, 4 or 8 bits) to signed bytes code - offset; returns the sum of codes.
 int32_t unpack_row(const uint32_t* row, int64_t words, int bits, int64_t k, int offset, int8_t* dst) {
-  alignas(64) int32_t idx[16], sh[16];
-  for (int j = 0; j < 16; ++j) {
-    idx[j] = (j * bits) / 32;
-    sh[j] = (j * bits) % 32;
-  }
-  const __m512i vidx = _mm512_load_si512(idx), vsh = _mm512_load_si512(sh);
+  // Lane j of a group of 16 codes: word (j * bits) / 32, shift (j * bits) % 32, in vector ops (this
+  // runs once per row, where a scalar table cost about as much as the unpacking itself).
+  const __m512i pos = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32(bits));
+  const __m512i vidx = _mm512_srli_epi32(pos, 5), vsh = _mm512_and_si512(pos, _mm512_set1_epi32(31));
   const __m512i qmask = _mm512_set1_epi32((1 << bits) - 1), voff = _mm512_set1_epi32(offset);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t g = 0; g * 16 < k; ++g) {
