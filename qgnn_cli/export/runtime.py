@@ -58,7 +58,7 @@ class PackedModel:
         self.meta = meta
         self._weights = {path: self._weight_args(path) for path in self.linears}
         self.to_next_linear = self._to_next_linear() if self.kind == "gcn" else {}
-        self.relu_map = (self._relu_handover("lin_in", "layers.0.lin" if self.layers else "lin_out")
+        self.relu_handover = (self._relu_handover("lin_in", "layers.0.lin" if self.layers else "lin_out")
                          if self.kind == "gcn" else self._relu_handover("mlp.lin1", "mlp.lin2"))
         c = self.config
         self.smp_params = SMPParams(
@@ -290,8 +290,8 @@ class PackedModel:
         return Handover(site_stage(self.grids[f"layers.{i}.lin.output"]) + (("mul_row",),), dst, row=g.dinv)
 
     def _forward_gcn(self, g: PackedGraph, x: torch.Tensor, clock) -> torch.Tensor:
-        if self.relu_map is not None:
-            h, codes = None, self._linear("lin_in", x, clock, to_next=self.relu_map)
+        if self.relu_handover is not None:
+            h, codes = None, self._linear("lin_in", x, clock, to_next=self.relu_handover)
         else:
             h, codes = self._linear("lin_in", x, clock), None
             with clock("other"):

@@ -52,8 +52,8 @@ def _packed_propagation(model) -> bool:
 
 def _mlp(model, x: torch.Tensor, clock, to_next=None) -> torch.Tensor:
     """H: float values, or (``to_next``) the codes of ``mlp.lin2``'s output site."""
-    if model.relu_map is not None:
-        codes = model._linear("mlp.lin1", x, clock, to_next=model.relu_map)
+    if model.relu_handover is not None:
+        codes = model._linear("mlp.lin1", x, clock, to_next=model.relu_handover)
         return model._linear("mlp.lin2", None, clock, codes=codes, to_next=to_next)
     z = model._linear("mlp.lin1", x, clock)
     with clock("other"):
