@@ -89,47 +89,51 @@ inline void clear_tail(uint32_t* row, int64_t nbytes, int64_t groups, int bits) 
 }
 
 // sums[grp] = the code sums of every valid neighbour of row i (int32 lanes); returns the edges used.
+// Everything the edge loop reads lives in locals: a store through `bad` could alias the argument struct.
 template <int BITS>
 int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, int64_t* bad) {
-  const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
+  const int64_t begin = a.indptr[i], end = a.indptr[i + 1], nnz = a.nnz;
   int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << BITS) - 1);
   limit = 2147483647LL / (limit > a.agg_in.zero ? limit : (a.agg_in.zero > 0 ? a.agg_in.zero : 1));
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_setzero_si512();
-  if (begin < 0 || end < begin || end > a.nnz || end - begin > limit) {
+  if (begin < 0 || end < begin || end > nnz || end - begin > limit) {
     ++*bad;
     return 0;
   }
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(a.agg);
-  const int64_t stride = a.agg_words * 4;
+  const int32_t* indices = a.indices;
+  const uint32_t* agg = a.agg;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(agg);
+  const int64_t words = a.agg_words, stride = words * 4;
   const uint64_t rows = static_cast<uint64_t>(a.rows);
-  int64_t deg = 0;
+  int64_t deg = 0, skipped = 0;
   if (groups == 1) {  // one register of sums
     const __mmask16 m = group_mask(stride, 0, BITS);
     __m512i acc = _mm512_setzero_si512();
     for (int64_t e = begin; e < end; ++e) {
-      if (e + kPrefetch < a.nnz) prefetch(base + static_cast<uint32_t>(a.indices[e + kPrefetch]) * stride);
-      const uint32_t j = static_cast<uint32_t>(a.indices[e]);
+      if (e + kPrefetch < nnz) prefetch(base + static_cast<uint32_t>(indices[e + kPrefetch]) * stride);
+      const uint32_t j = static_cast<uint32_t>(indices[e]);
       if (j >= rows) {
-        ++*bad;
+        ++skipped;
         continue;
       }
       acc = _mm512_add_epi32(acc, expand<BITS>(_mm_maskz_loadu_epi8(m, base + j * stride)));
       ++deg;
     }
     sums[0] = acc;
-    return deg;
-  }
-  for (int64_t e = begin; e < end; ++e) {
-    if (e + kPrefetch < a.nnz) prefetch(base + static_cast<uint32_t>(a.indices[e + kPrefetch]) * stride);
-    const uint32_t j = static_cast<uint32_t>(a.indices[e]);
-    if (j >= rows) {
-      ++*bad;
-      continue;
+  } else {
+    for (int64_t e = begin; e < end; ++e) {
+      if (e + kPrefetch < nnz) prefetch(base + static_cast<uint32_t>(indices[e + kPrefetch]) * stride);
+      const uint32_t j = static_cast<uint32_t>(indices[e]);
+      if (j >= rows) {
+        ++skipped;
+        continue;
+      }
+      const uint32_t* row = agg + static_cast<int64_t>(j) * words;
+      for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_add_epi32(sums[grp], codes_at(row, stride, grp, BITS));
+      ++deg;
     }
-    const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
-    for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_add_epi32(sums[grp], codes_at(row, stride, grp, BITS));
-    ++deg;
   }
+  *bad += skipped;
   return deg;
 }
 

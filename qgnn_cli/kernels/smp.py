@@ -40,7 +40,7 @@ import torch
 from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import pack_reference, unpack_reference, words_per_row
 from qgnn_cli.kernels.quantize import check_grid
-from qgnn_cli.kernels.rounding import dequantize, qmax_of, quantize
+from qgnn_cli.kernels.rounding import dequantize, quantize
 from qgnn_cli.kernels.spmm import spmm_requant_reference
 from qgnn_cli.kernels.validate import check_packed, check_tensor
 
@@ -151,18 +151,14 @@ def _check_finite(**consts: float) -> None:
             raise ValueError(f"{name} must be finite, got {v}")
 
 
-def _check_graph(indptr, indices, dinv, agg_in: tuple) -> None:
-    """O(1) checks; the O(nnz) ones ran once when the graph was prepared (``PackedGraph``)."""
+def _check_graph(indptr, indices, dinv) -> None:
+    """O(1) checks. The O(nnz) ones ran once when the graph was prepared (``PackedGraph``); the kernels
+    still check every row's range and degree (against the int32 sums) and every index, and raise."""
     check_tensor(indptr, "indptr", torch.int64, 1)
     check_tensor(indices, "indices", torch.int32, 1)
     check_tensor(dinv, "dinv", torch.float32, 1)
     if indptr.numel() != dinv.numel() + 1:
         raise ValueError(f"indptr has {indptr.numel()} entries for {dinv.numel()} rows")
-    levels = max(agg_in[3] * qmax_of(agg_in[0]), agg_in[2])
-    if indices.numel() * levels >= 2**31:  # a bound on every row's degree; the kernels check rows exactly
-        degrees = indptr[1:] - indptr[:-1]
-        if degrees.numel() and int(degrees.max()) * levels >= 2**31:
-            raise ValueError("a row's degree would overflow the 32-bit integer accumulator")
 
 
 def _check_rows(tensors: dict, grids: list[tuple], cols: int, rows: int) -> None:
@@ -182,7 +178,7 @@ def smp_delta(indptr, indices, pre, x, h, dinv, cols: int, grids: list[tuple], k
         raise ValueError(f"smp_delta takes 5 grids (agg_in, ax, x, h, dx_in), got {len(grids)}")
     _check_rows({"pre": pre, "x": x, "h": h}, [grids[0], grids[2], grids[3]], cols, dinv.numel())
     fields = _fields(grids, set())
-    _check_graph(indptr, indices, dinv, grids[0])
+    _check_graph(indptr, indices, dinv)
     _check_finite(keep=keep, smooth=smooth, eta=eta)
     return torch.ops.qgnn.smp_delta(indptr, indices, pre.contiguous(), x.contiguous(), h.contiguous(),
                                     dinv.contiguous(), int(cols), *fields, float(keep), float(smooth), float(eta),
@@ -210,7 +206,7 @@ def smp_update(indptr, indices, dxc, x, ax, h, dinv, cols: int, grids: list[tupl
         rows["dxc"], row_grids = dxc, [*row_grids, grids[0]]
     _check_rows(rows, row_grids, cols, dinv.numel())
     fields = _fields(grids, {5, 6})
-    _check_graph(indptr, indices, dinv, grids[0])
+    _check_graph(indptr, indices, dinv)
     _check_finite(keep=keep, smooth=smooth, eta=eta, c=c)
     return torch.ops.qgnn.smp_update(indptr, indices, None if dxc is None else dxc.contiguous(), x.contiguous(),
                                      ax.contiguous(), h.contiguous(), dinv.contiguous(), int(cols), *fields,

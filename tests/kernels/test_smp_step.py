@@ -226,6 +226,13 @@ def test_malformed_csr_and_shapes_raise_instead_of_reading_out_of_bounds(isa):
                 torch.ops.qgnn.smp_delta(indptr, indices, x, x, x, d, 16, *f5, *consts, False)
             with pytest.raises(RuntimeError, match="malformed CSR"):
                 torch.ops.qgnn.smp_update(indptr, indices, x, x, x, x, d, 16, *f7, *consts, 0.0, 0)
+        # A row whose integer sum could overflow int32: degree > (2^31 - 1) / 255 at 8 bits, zero 255.
+        big = torch.zeros(8_500_000, dtype=torch.int32)
+        g8 = _fields([(8, 0.1, 255, 1, 0)] * 5)
+        with pytest.raises(RuntimeError, match="malformed CSR"):
+            torch.ops.qgnn.smp_delta(torch.tensor([0, big.numel()]), big, torch.zeros(1, 1, dtype=torch.int32),
+                                     torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, 1, dtype=torch.int32),
+                                     torch.ones(1), 1, *g8, *consts, False)
         with pytest.raises(RuntimeError):
             torch.ops.qgnn.smp_delta(ip, ix, x, x, torch.zeros(3, 1, dtype=torch.int32), d, 16, *f5, *consts, False)
         with pytest.raises(RuntimeError):
