@@ -198,7 +198,10 @@ using RowsFn = SmpRows (*)(const SmpStepArgs&, int64_t, int64_t, int32_t*);
 at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
   const int64_t blocks = (a.rows + kBlock - 1) / kBlock;
   std::vector<SmpRows> partial(static_cast<size_t>(blocks), SmpRows{0.0, 0});
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+  // Small graphs (Cora, PubMed: a millisecond of work) run on the calling thread: waking the pool costs
+  // more than it saves there, and much more when other processes hold the cores.
+  const int64_t grain = a.nnz + a.rows * ((a.cols + 15) / 16) < (int64_t{1} << 20) ? std::max<int64_t>(blocks, 1) : 1;
+  at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
     std::vector<int32_t> buf(static_cast<size_t>(smp_scratch_ints(a.cols)) + 16);
     int32_t* acc = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
     for (int64_t b = b0; b < b1; ++b) partial[b] = fn(a, b * kBlock, std::min(a.rows, (b + 1) * kBlock), acc);
