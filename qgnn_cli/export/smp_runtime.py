@@ -82,21 +82,19 @@ def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) 
     for k in range(steps):
         x_in, ax_grid, upd = _site(model, k, "agg_x.input"), _site(model, k, "agg_x.output"), _site(model, k, "update")
         nxt = _site(model, k + 1, "agg_x.input") if k + 1 < steps else _OFF
-        rows = [_grid(x_grid), _grid(ax_grid), _grid(h_grid)]
+        delta = [_grid(x_in), _grid(ax_grid), _grid(x_grid), _grid(h_grid)]  # + dx's aggregation input
+        step = [_grid(x_grid), _grid(ax_grid), _grid(h_grid), _grid(upd), _grid(nxt)]  # after A(dX)'s two
         if p.mode == "appnp":  # smp_delta for A(X) (its dx is not used), then the update
             with clock("aggregation"):
-                ax, _, _, _ = smp_delta(*graph, pre, xc, h, g.dinv, cols, [_grid(x_in), _grid(ax_grid), _grid(x_grid),
-                                                                          _grid(h_grid), _grid(x_in)], keep, smooth, p.eta)
-                out, pre, _ = smp_update(*graph, None, xc, ax, h, g.dinv, cols, [None, None, *rows, _grid(upd), _grid(nxt)],
-                                         keep, smooth, p.eta, 0.0, "appnp")
+                ax, _, _, _ = smp_delta(*graph, pre, xc, h, g.dinv, cols, delta + [_grid(x_in)], keep, smooth, p.eta)
+                out, pre, _ = smp_update(*graph, None, xc, ax, h, g.dinv, cols, [None, None, *step], keep, smooth,
+                                         p.eta, 0.0, "appnp")
         else:
             dx_in, dx_out = _site(model, k, "agg_dx.input"), _site(model, k, "agg_dx.output")
             with clock("aggregation"):
-                ax, dxc, dx, sq = smp_delta(*graph, pre, xc, h, g.dinv, cols, [_grid(x_in), _grid(ax_grid),
-                                                                                _grid(x_grid), _grid(h_grid), _grid(dx_in)],
-                                            keep, smooth, p.eta, want_dx=energy == "exact")
-                out, pre, cross = smp_update(*graph, dxc, xc, ax, h, g.dinv, cols,
-                                             [_grid(dx_in), _grid(dx_out), *rows, _grid(upd), _grid(nxt)],
+                ax, dxc, dx, sq = smp_delta(*graph, pre, xc, h, g.dinv, cols, delta + [_grid(dx_in)], keep, smooth,
+                                            p.eta, want_dx=energy == "exact")
+                out, pre, cross = smp_update(*graph, dxc, xc, ax, h, g.dinv, cols, [_grid(dx_in), _grid(dx_out), *step],
                                              keep, smooth, p.eta, 2.0 * p.eta * lam, p.grad)
             with clock("other"):
                 e_k = float(dirichlet_energy(dx, g)) if energy == "exact" else float(sq) - float(cross)
