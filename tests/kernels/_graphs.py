@@ -39,3 +39,17 @@ def skewed_degrees(rows: int, gen: torch.Generator, mean: float = 6.0) -> torch.
     d = torch.exp(torch.randn(rows, generator=gen) * 1.2 + torch.log(torch.tensor(mean))).round().to(torch.int64)
     d[::17] = 0
     return d
+
+
+# (n, k, o) with (activation bits, weight bits): odd sizes, k and o below and above one SIMD block.
+GEMM_CASES = list(zip(((7, 3, 5), (101, 33, 40), (50, 128, 128), (13, 130, 17)), ((2, 2), (4, 4), (2, 4), (8, 2))))
+
+
+def gemm_case(n: int, k: int, o: int, a_bits: int, w_bits: int, gen: torch.Generator):
+    """Packed activations and weights with per-channel grids, a bias for odd n: (a, w, wz, ws, bias, a_zero)."""
+    a = kernels.pack(random_codes(n, k, a_bits, gen), a_bits)
+    w = kernels.pack(random_codes(o, k, w_bits, gen), w_bits)
+    wz = torch.randint(0, 2**w_bits, (o,), generator=gen, dtype=torch.int32)
+    ws = torch.rand(o, generator=gen) + 1e-3
+    bias = torch.randn(o, generator=gen) if n % 2 else None
+    return a, w, wz, ws, bias, random_zero(a_bits, 1, gen)

@@ -17,7 +17,7 @@ from qgnn_cli.kernels.gemm import gemm_reference, gemm_requant_reference
 from qgnn_cli.kernels.rounding import dequantize, quantize
 from qgnn_cli.kernels.spmm import spmm_reference, spmm_requant_reference
 
-from ._graphs import csr, isas, random_codes, random_zero
+from ._graphs import GEMM_CASES, csr, gemm_case, isas, random_codes
 
 ISAS = isas()
 # (bits, mult, skew) of the stages' grids and of the output grid: plain widths and BT*.
@@ -83,14 +83,8 @@ def test_spmm_requant_chain_is_exact(isa, grid, kind, seeded):
 def test_gemm_requant_chain_is_exact(isa, grid, kind, seeded):
     resolved = 0
     with kernels.use_isa(isa):
-        for (n, k, o), (a_bits, w_bits) in zip(((7, 3, 5), (101, 33, 40), (50, 128, 128), (13, 130, 17)),
-                                               ((2, 2), (4, 4), (2, 4), (8, 2))):
-            a = kernels.pack(random_codes(n, k, a_bits, seeded), a_bits)
-            w = kernels.pack(random_codes(o, k, w_bits, seeded), w_bits)
-            wz = torch.randint(0, 2**w_bits, (o,), generator=seeded, dtype=torch.int32)
-            ws = torch.rand(o, generator=seeded) + 1e-3
-            bias = torch.randn(o, generator=seeded) if n % 2 else None
-            a_zero = random_zero(a_bits, 1, seeded)
+        for (n, k, o), (a_bits, w_bits) in GEMM_CASES:
+            a, w, wz, ws, bias, a_zero = gemm_case(n, k, o, a_bits, w_bits, seeded)
             y = gemm_reference(a, a_bits, k, 1, 0.05, a_zero, w, w_bits, 1, ws, wz, bias)
             chain = _chain(kind, y, grid, torch.rand(n, generator=seeded) + 0.05,
                            torch.randn(o, generator=seeded) * float(y.std() + 1e-3))

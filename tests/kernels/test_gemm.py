@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from qgnn_cli import kernels
 from qgnn_cli.kernels.gemm import gemm_reference, gemm_requant_reference
 
-from ._graphs import isas, random_codes, random_zero
+from ._graphs import GEMM_CASES, gemm_case, isas, random_codes, random_zero
 
 ISAS = isas()
 
@@ -72,14 +72,8 @@ def test_requant_is_exact(isa, out_grid, seeded):
     out_bits, out_mult, out_skew = out_grid
     levels = out_mult * (2**out_bits - 1)
     with kernels.use_isa(isa):
-        for (n, k, o), (a_bits, w_bits) in zip(((7, 3, 5), (101, 33, 40), (50, 128, 128), (13, 130, 17)),
-                                               ((2, 2), (4, 4), (2, 4), (8, 2))):
-            a = kernels.pack(random_codes(n, k, a_bits, seeded), a_bits)
-            w = kernels.pack(random_codes(o, k, w_bits, seeded), w_bits)
-            wz = torch.randint(0, 2**w_bits, (o,), generator=seeded, dtype=torch.int32)
-            ws = torch.rand(o, generator=seeded) + 1e-3
-            bias = torch.randn(o, generator=seeded) if n % 2 else None
-            a_zero = random_zero(a_bits, 1, seeded)
+        for (n, k, o), (a_bits, w_bits) in GEMM_CASES:
+            a, w, wz, ws, bias, a_zero = gemm_case(n, k, o, a_bits, w_bits, seeded)
             # An output grid that both clamps and resolves: a few percent of the float range per level.
             ref_float = gemm_reference(a, a_bits, k, 1, 0.05, a_zero, w, w_bits, 1, ws, wz, bias)
             out_scale = float(ref_float.abs().max()) / levels + 1e-3
