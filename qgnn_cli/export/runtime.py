@@ -171,7 +171,7 @@ class PackedModel:
                 dst = to_next.dst
                 with clock("gemm"):
                     return gemm_requant(*args, dst.bits, dst.scale, dst.zero, a_mult=a_grid.mult, w_mult=w_grid.mult,
-                                        out_mult=dst.mult, out_skew=dst.skew, bias=w["bias"], chain=to_next.chain())
+                                        out_mult=dst.mult, out_skew=dst.skew, bias=w["bias"], chain=to_next.chain)
             with clock("gemm"):
                 out = gemm(*args, a_mult=a_grid.mult, w_mult=w_grid.mult, bias=w["bias"])
         else:
@@ -217,7 +217,7 @@ class PackedModel:
             dst = to_next.dst
             with clock("aggregation"):
                 return spmm_requant(*args, dst.bits, dst.scale, dst.zero, mult=in_grid.mult, out_mult=dst.mult,
-                                    out_skew=dst.skew, row_scale=g.dinv, chain=to_next.chain(), check=False)
+                                    out_skew=dst.skew, row_scale=g.dinv, chain=to_next.chain, check=False)
         if not out_grid.enabled:
             with clock("aggregation"):
                 return spmm(*args, mult=in_grid.mult, row_scale=g.dinv, check=False)

@@ -10,8 +10,9 @@ producing kernel's epilogue (a :class:`Handover`); the other sites are applied i
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -68,19 +69,15 @@ class Handover:
     dst: Grid
     row: torch.Tensor | None = None  # for a "mul_row" stage (D^-1/2)
     col: torch.Tensor | None = None  # for an "add_col" stage (a bias)
-    _chain: list = field(default_factory=list, repr=False)
 
+    @functools.cached_property
     def chain(self) -> Chain | None:
-        if not self.stages:
-            return None
-        if not self._chain:  # built once: the stage tensor is reused by every call
-            self._chain.append(Chain.of(list(self.stages), self.row, self.col))
-        return self._chain[0]
+        """The stages as the ops take them, built once (None when there are none)."""
+        return Chain.of(list(self.stages), self.row, self.col) if self.stages else None
 
     def chain_args(self) -> tuple:
         """``(chain, chain_row, chain_col)`` as the ops and ``apply_chain_reference`` take them."""
-        chain = self.chain()
-        return chain.args() if chain is not None else (None, None, None)
+        return self.chain.args() if self.chain is not None else (None, None, None)
 
 
 def fake_quant(x: torch.Tensor, grid: Grid, inplace: bool = False) -> torch.Tensor:
