@@ -62,7 +62,7 @@ inline __m512 value16(__m512i q, const Grid& g) {
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c, _mm512_set1_epi32(g.zero))), _mm512_set1_ps(g.scale));
 }
 
-inline __m512i codes16(__m512 x, const Grid& g, __mmask16 m) { return _mm512_maskz_mov_epi32(m, quantize16(x, g)); }
+inline __m512i codes16(__m512 x, const Grid16& g, __mmask16 m) { return _mm512_maskz_mov_epi32(m, quantize16(x, g)); }
 
 // Codes q (16 lanes, each < 2^bits, zero past the row) as group grp of a packed row of `nbytes` bytes
 // (pack.py layout), from registers; only the row's bytes are written. (quantize_row packs a float row
@@ -147,11 +147,12 @@ int64_t gather_rt(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums
 }
 
 // The aggregated codes of a group on agg_out: qgnn::spmm_requant's epilogue, float(S) * scale * dinv.
-inline __m512i aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m512 di, __mmask16 m) {
+inline __m512i aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m512 di, const Grid16& agg_out,
+                            __mmask16 m) {
   const Grid& g = a.agg_in;
   const __m512i s = _mm512_sub_epi32(_mm512_mullo_epi32(sums, _mm512_set1_epi32(g.mult)),
                                      _mm512_set1_epi32(static_cast<int32_t>(deg * g.zero)));
-  return codes16(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di), a.agg_out, m);
+  return codes16(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di), agg_out, m);
 }
 
 inline __m512 row_value(const uint32_t* rows, int64_t words, int64_t i, int64_t grp, const Grid& g) {
@@ -186,6 +187,7 @@ SmpRows smp_delta_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, i
   const SmpStepArgs a = a_in;  // a local copy: its grids stay in registers across the stores below
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
   const int64_t groups = (a.cols + 15) / 16, ax_bytes = a.ax_out_words * 4, nbytes = a.out_words * 4;
+  const Grid16 g_agg(a.agg_out), g_out(a.out_grid);  // the quantizers' constants, once per call
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
@@ -195,14 +197,14 @@ SmpRows smp_delta_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, i
     uint32_t* dst = a.out_codes + i * a.out_words;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
-      const __m512i qax = aggregated16(a, sums[grp], deg, di, m);
+      const __m512i qax = aggregated16(a, sums[grp], deg, di, g_agg, m);
       pack16(qax, a.agg_out.bits, ax_row, ax_bytes, grp);
       __m512 half, dx;
       half16(a, row_value(a.x, a.x_words, i, grp, a.gx), value16(qax, a.agg_out),
              row_value(a.h, a.h_words, i, grp, a.gh), &half, &dx);
       if (a.out_float != nullptr) _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, dx);
       add_products(acc, dx, dx, m);
-      pack16(codes16(_mm512_mul_ps(dx, di), a.out_grid, m), a.out_grid.bits, dst, nbytes, grp);
+      pack16(codes16(_mm512_mul_ps(dx, di), g_out, m), a.out_grid.bits, dst, nbytes, grp);
     }
     clear_tail(ax_row, ax_bytes, groups, a.agg_out.bits);
     clear_tail(dst, nbytes, groups, a.out_grid.bits);
@@ -215,6 +217,7 @@ SmpRows smp_update_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, 
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
   const Grid &gu = a.out_grid, &gn = a.next_grid;
   const int64_t groups = (a.cols + 15) / 16, out_bytes = a.out_words * 4, pre_bytes = a.pre_words * 4;
+  const Grid16 g_agg(a.agg_out), g_upd(gu), g_next(gn);  // the quantizers' constants, once per call
   const __m512 c = _mm512_set1_ps(a.c);
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
@@ -229,18 +232,18 @@ SmpRows smp_update_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, 
       half16(a, row_value(a.x, a.x_words, i, grp, a.gx), row_value(a.ax, a.ax_words, i, grp, a.gax),
              row_value(a.h, a.h_words, i, grp, a.gh), &x, &dx);
       if (a.mode != 2) {
-        const __m512 adx = value16(aggregated16(a, sums[grp], deg, di, m), a.agg_out);
+        const __m512 adx = value16(aggregated16(a, sums[grp], deg, di, g_agg, m), a.agg_out);
         add_products(acc, dx, adx, m);
         x = a.mode == 0 ? _mm512_add_ps(x, _mm512_mul_ps(c, adx)) : _mm512_sub_ps(x, _mm512_mul_ps(c, _mm512_sub_ps(dx, adx)));
       }
       if (dst != nullptr) {  // the update site: its codes, and their values for the next aggregation
-        const __m512i q = codes16(x, gu, m);
+        const __m512i q = codes16(x, g_upd, m);
         pack16(q, gu.bits, dst, out_bytes, grp);
         x = value16(q, gu);
       } else {
         _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, x);
       }
-      if (pre != nullptr) pack16(codes16(_mm512_mul_ps(x, di), gn, m), gn.bits, pre, pre_bytes, grp);
+      if (pre != nullptr) pack16(codes16(_mm512_mul_ps(x, di), g_next, m), gn.bits, pre, pre_bytes, grp);
     }
     if (dst != nullptr) clear_tail(dst, out_bytes, groups, gu.bits);
     if (pre != nullptr) clear_tail(pre, pre_bytes, groups, gn.bits);
