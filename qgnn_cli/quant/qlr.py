@@ -14,18 +14,24 @@ A site with ``bits = 32`` is off: it passes tensors through and reports ``grid()
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
 from qgnn_cli.kernels import rounding
 from qgnn_cli.quant.bt import bt_mult, check_bt, skew_of
 from qgnn_cli.quant.init import search_alpha
-from qgnn_cli.quant.ste import centred_codes
+from qgnn_cli.quant.ste import TrainSite, centred_codes
 
 OFF = 32
 MOMENTUM = 0.1
 # alpha is kept above this so a large learning rate cannot flip or collapse the range.
 MIN_ALPHA = 1e-3
+_MIN_ALPHA_F32 = float(torch.tensor(MIN_ALPHA, dtype=torch.float32))  # the bound clamp applies, in float32
+# Training steps go through one fused autograd node per site (quant/ste.py's TrainSite); False runs the
+# unfused reference chain, which computes the same bits (tests/quant/test_qlr.py compares them).
+FUSED = True
 
 
 def check_site_bits(bits: int) -> int:
@@ -47,6 +53,9 @@ class QLRQuantizer(nn.Module):
         self.register_buffer("running_max", torch.tensor(0.0))
         self.register_buffer("skew", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("initialized", torch.tensor(False))
+        self._qmax = rounding.qmax_of(bits) if bits != OFF else 0
+        self._min_alpha, self._min_alpha_arg = _MIN_ALPHA_F32, MIN_ALPHA
+        self._py_cache = self._const_cache = None
 
     @property
     def enabled(self) -> bool:
@@ -73,6 +82,46 @@ class QLRQuantizer(nn.Module):
             self.running_min.lerp_(lo, MOMENTUM)
             self.running_max.lerp_(hi, MOMENTUM)
         return float(lo), float(hi)
+
+    def _python_state(self) -> tuple[bool, int]:
+        """``(initialized, skew)`` as python values, re-read only when a buffer changed (an in-place
+        write bumps its version; ``load_state_dict`` and ``.to`` write in place or swap the tensor)."""
+        init, skew = self.initialized, self.skew
+        c = self._py_cache
+        if c is None or c[0] is not init or c[1] != init._version or c[2] is not skew or c[3] != skew._version:
+            c = self._py_cache = (init, init._version, skew, skew._version, bool(init), int(skew))
+        return c[4], c[5]
+
+    def _skew_int(self) -> int:
+        return self._python_state()[1]
+
+    def _observe_batch(self, x: torch.Tensor, total: int | None) -> tuple[float, float]:
+        """:meth:`_observe` for an initialised site, without autograd (called inside TrainSite's
+        forward): the same statistics, the running range's two updates in one call. A constant
+        input (one that needs no gradient: the input features) is the same tensor every step, so
+        its min/max are kept, keyed on the tensor and its version counter."""
+        if x.requires_grad:
+            lo, hi = torch.aminmax(x)
+        else:
+            lo, hi = self._constant_aminmax(x)
+        if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
+            lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+        torch._foreach_lerp_([self.running_min, self.running_max], [lo, hi], MOMENTUM)
+        return lo.item(), hi.item()
+
+    def _constant_aminmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``torch.aminmax(x)``, remembered for the last tensor seen (weakly) until it is written to."""
+        c = self._const_cache
+        if c is None or c[0]() is not x or c[1] != x._version:
+            c = self._const_cache = (weakref.ref(x), x._version, *torch.aminmax(x))
+        return c[2], c[3]
+
+    def _fused(self, x: torch.Tensor, total: int | None, value: bool):
+        """The training forward through TrainSite, or None where the reference chain must run (the
+        first batch, which searches alpha)."""
+        if not (FUSED and self._python_state()[0]):
+            return None
+        return TrainSite.apply(x, self.alpha, self, total, value)
 
     def _train_qparams(self, lo: float, hi: float) -> tuple[torch.Tensor, float]:
         """``qparams`` of the batch range with the scalar arithmetic in python: a site costs a few
@@ -124,6 +173,9 @@ class QLRQuantizer(nn.Module):
         sparse tensor (the range statistics count the zeros). Must not be called on an off site.
         """
         if self.training:
+            fused = self._fused(x, total, False)
+            if fused is not None:
+                return fused
             scale, zero = self._train_qparams(*self._observe(x, total))
             skew = int(self.skew)
         else:
@@ -133,5 +185,9 @@ class QLRQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, total: int | None = None) -> torch.Tensor:
         if not self.enabled:
             return x
+        if self.training:
+            fused = self._fused(x, total, True)
+            if fused is not None:
+                return fused
         centred, scale = self.codes(x, total)
         return centred * scale

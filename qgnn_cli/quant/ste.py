@@ -66,3 +66,72 @@ def centred_codes(x, scale: torch.Tensor, zero: float, bits: int, mult: int = 1,
     ``zero`` a python number holding an integer.
     """
     return CentredCodes.apply(x, scale, zero, bits, mult, skew)
+
+
+class TrainSite(torch.autograd.Function):
+    """A training-mode site in one autograd node: the range statistics, the grid, the codes and their
+    STE/LSQ backward, with the scale ``clamp(alpha, MIN_ALPHA) * width`` built inside.
+
+    It computes, bit for bit, what the unfused chain ``scale = alpha.clamp(min) * width`` ->
+    :class:`CentredCodes` -> (``value``: ``centred * scale``) computes, forward and backward, in
+    fewer and cheaper tensor ops (that chain is kept for eval, for the first batch and as the tests'
+    reference; ``tests/quant/test_qlr.py`` compares the two bit for bit):
+
+    * ``u = clamp(t, -zero, L - zero)`` once, with ``t = x / scale``: ``round(u)`` equals
+      ``clamp(round(t) + zero, 0, L) - zero`` (the bounds are integers; ``+ 0.0`` turns the ``-0``
+      that ``round`` gives for ``t`` in ``[-0.5, 0)`` into the ``+0`` of the unfused form), and
+      ``t`` is inside the range exactly where ``t - u == 0``, so the mask is ``1 - sign(|t - u|)``
+      in float32 (no bool comparisons, whose CPU kernels cost 3-4x an arithmetic op, and no bool ->
+      float conversion in the backward);
+    * the backward returns alpha's gradient directly: ``d scale / d alpha`` (``width``, or 0 where
+      the clamp holds alpha at ``MIN_ALPHA``) applied to the scale gradient, whose two terms (the
+      codes' ``-sum(mask * g * t) / s`` and the product's ``sum(g * centred)`` or the consumer's)
+      are added as autograd adds them.
+
+    ``forward(x, alpha, site, total, value)``: ``site`` is the :class:`QLRQuantizer` (for its
+    buffers; its range must be initialised), ``value`` chooses the output: ``centred * scale``, or
+    the pair ``(centred, scale)`` for ops that sum codes first.
+    """
+
+    @staticmethod
+    def forward(ctx, x, alpha, site, total, value: bool):
+        lo, hi = site._observe_batch(x, total)
+        qmax, mult = site._qmax, site.mult
+        levels = mult * qmax
+        width = (max(hi, 0.0) - min(lo, 0.0)) / levels
+        a = alpha.item()
+        ctx.eps = max(a, site._min_alpha) * width < rounding.EPS
+        if ctx.eps:  # an all-zero batch: the rule's smallest scale, and no gradient for alpha
+            scale, zero = torch.tensor(rounding.EPS), 0.0
+        else:
+            zero = float(min(max(round(-min(lo, 0.0) / width), 0), levels))  # round: half to even
+            scale = alpha.clamp(min=site._min_alpha_arg) * width
+        ctx.width, ctx.alpha_free, ctx.value = width, a >= site._min_alpha, value
+        t = x / scale
+        u = t.clamp(-zero, levels - zero)
+        skew = site._skew_int()
+        if mult != 1 or skew != 0:
+            centred = torch.round(u).add_(zero + skew).div_(mult).round_().clamp_(0.0, float(qmax))
+            centred = centred.mul_(mult).sub_(zero)
+        else:
+            centred = torch.round(u).add_(0.0)
+        inside = torch.sub(t, u).abs_().sign_().neg_().add_(1.0)  # 1.0 inside [lo, hi], 0.0 outside
+        ctx.t, ctx.inside = t, inside
+        if value:
+            ctx.centred, ctx.scale = centred, scale
+            return centred * scale
+        ctx.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
+        return centred, scale
+
+    @staticmethod
+    def backward(ctx, grad, grad_scale=None):
+        scale = ctx.scale
+        g_codes = grad * scale if ctx.value else grad
+        grad_x = g_codes / scale if ctx.needs_input_grad[0] else None
+        grad_alpha = None
+        if ctx.needs_input_grad[1] and not ctx.eps:
+            from_codes = -((g_codes * ctx.inside) * ctx.t).sum() / scale
+            other = (grad * ctx.centred).sum() if ctx.value else grad_scale
+            total = other + from_codes
+            grad_alpha = total * ctx.width if ctx.alpha_free else torch.zeros_like(total)
+        return grad_x, grad_alpha, None, None, None

@@ -149,3 +149,47 @@ def test_no_grad_eval_cache_follows_alpha_and_range(seeded):
         assert torch.equal(q(x), by_rule())
         q.running_max.mul_(3.0)
         assert torch.equal(q(x), by_rule())
+
+
+def _bits(t):
+    return None if t is None else (tuple(t.shape), t.contiguous().view(torch.int32).reshape(-1).tolist())
+
+
+def _train_step(fused: bool, bits: int, bt: str, x0, total, value: bool, alpha: float, w, monkeypatch):
+    from qgnn_cli.quant import qlr
+
+    q = QLRQuantizer(bits, bt).train()
+    q(x0, total)  # first batch: range, alpha search, skew (always the reference chain)
+    with torch.no_grad():
+        q.alpha.fill_(alpha)
+    monkeypatch.setattr(qlr, "FUSED", fused)
+    x = (x0 * 1.3).requires_grad_()
+    if value:
+        y = q(x, total)
+        loss = (y * w).sum()
+    else:
+        centred, scale = q.codes(x, total)
+        y = centred * scale
+        loss = (centred * w).sum() * scale
+    loss.backward()
+    return [_bits(t) for t in (y.detach(), x.grad, q.alpha.grad, q.running_min, q.running_max)]
+
+
+@pytest.mark.parametrize("bits,bt", [(1, "none"), (2, "none"), (4, "none"), (8, "none"), (2, "bt"), (2, "bt*")])
+@pytest.mark.parametrize("kind", ["randn", "positive", "sparse", "zeros", "tiny"])
+def test_fused_training_site_is_the_reference_chain_bit_for_bit(bits, bt, kind, seeded, monkeypatch):
+    """quant/ste.py's TrainSite against the unfused chain (alpha.clamp * width -> CentredCodes -> * scale):
+    the same forward values, input and alpha gradients and running range, as int32 bit patterns (so
+    the sign of zero counts too), for value and (codes, scale) outputs, alpha free and clamped."""
+    x0 = {"randn": lambda: torch.randn(300, 7, generator=seeded) * 3,
+          "positive": lambda: torch.rand(300, 7, generator=seeded) ** 3,
+          "sparse": lambda: torch.randn(500, generator=seeded).exp(),  # nonzeros of a 5000-element tensor
+          "zeros": lambda: torch.zeros(50),  # an all-zero batch: the rule's smallest scale, no alpha gradient
+          "tiny": lambda: torch.randn(300, generator=seeded) * 1e-9}[kind]()
+    total = 5000 if kind == "sparse" else None
+    w = torch.randn(x0.shape, generator=seeded)
+    for value in (True, False):
+        for alpha in (1.0, 0.37, 2.5, 5e-4):  # 5e-4: held at MIN_ALPHA by the clamp
+            ref = _train_step(False, bits, bt, x0, total, value, alpha, w, monkeypatch)
+            got = _train_step(True, bits, bt, x0, total, value, alpha, w, monkeypatch)
+            assert got == ref, (value, alpha)
