@@ -5,8 +5,11 @@
 #include "chain.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "../common/codes.h"
+#include "isa.h"
 
 namespace qgnn {
 namespace cpu {
@@ -47,7 +50,61 @@ at::Tensor vector_arg(const c10::optional<at::Tensor>& t, int64_t n, const char*
   return t->contiguous();
 }
 
+// Stages [s0, s1) of `c` as a chain of their own (same row and column vectors).
+Chain sub_chain(const Chain& c, int s0, int s1) {
+  Chain out = c;
+  out.n = s1 - s0;
+  for (int s = s0; s < s1; ++s) {
+    out.op[s - s0] = c.op[s];
+    out.grid[s - s0] = c.grid[s];
+  }
+  return out;
+}
+
 }  // namespace
+
+const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold) {
+  const char* env = std::getenv("QGNN_CHAIN_PLAN");  // read per call: tests switch it
+  const bool always = env != nullptr && std::strcmp(env, "always") == 0;
+  if ((env != nullptr && std::strcmp(env, "never") == 0) || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
+  static const Chain kEmpty{};
+  const Chain& c = chain ? *chain : kEmpty;
+  int last_mul = -1;
+  for (int s = 0; s < c.n; ++s)
+    if (c.op[s] == kChainMulRow) last_mul = s;
+  ChainPlan& p = hold->plan;
+  int counted_at = c.n;  // the counted grid: `out`, or the fake_quant stage before the last mul_row
+  if (last_mul >= 0) {
+    if (last_mul == 0 || c.op[last_mul - 1] != kChainFakeQuant) return nullptr;
+    counted_at = last_mul - 1;
+    for (int s = 0; s < counted_at; ++s)
+      if (c.op[s] == kChainMulRow) return nullptr;
+    for (int s = last_mul; s < c.n; ++s)
+      if (c.op[s] == kChainAddCol) return nullptr;
+  }
+  p.counted = counted_at < c.n ? c.grid[counted_at] : out;
+  if (p.counted.bits > 4) return nullptr;
+  const int levels = 1 << p.counted.bits;
+  p.counts = levels - 1;
+  p.prefix = sub_chain(c, 0, counted_at);
+  bool per_col = false;
+  for (int s = 0; s < p.prefix.n; ++s) per_col = per_col || p.prefix.op[s] == kChainAddCol;
+  // The bisection costs ~34 row evaluations per threshold (over 16 columns when none depends on its column).
+  const int64_t search_cols = per_col ? cols : std::min<int64_t>(cols, 16);
+  if (!always && rows * cols < 4 * 34 * int64_t(p.counts) * search_cols) return nullptr;
+  p.lut = last_mul >= 0;
+  if (p.lut) {
+    p.suffix = sub_chain(c, last_mul, c.n);
+    const Grid& g = p.counted;
+    for (int j = 0; j < levels; ++j) p.level[j] = static_cast<float>(j * g.mult - g.zero) * g.scale;
+  }
+  p.cols_pad = (cols + 15) / 16 * 16;
+  hold->thr.assign(static_cast<size_t>(p.counts * p.cols_pad), 0.0f);
+  p.thr = hold->thr.data();
+  std::vector<uint32_t> scratch(static_cast<size_t>(4 * search_cols));
+  plan_thresholds_avx512(p, cols, search_cols, hold->thr.data(), scratch.data());
+  return &p;
+}
 
 bool read_chain(const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,
                 const c10::optional<at::Tensor>& chain_col, int64_t rows, int64_t cols, ChainHold* hold) {

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "kernels.h"
 
 namespace qgnn {
@@ -19,6 +21,18 @@ struct ChainHold {
 // reads out of bounds. Returns false when there is no chain (or it has no stages).
 bool read_chain(const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,
                 const c10::optional<at::Tensor>& chain_col, int64_t rows, int64_t cols, ChainHold* hold);
+
+// A ChainPlan and the thresholds it points to.
+struct PlanHold {
+  ChainPlan plan{};
+  std::vector<float> thr;
+};
+
+// The epilogue `chain` (or none) then `out` as a ChainPlan, when the AVX-512 path runs, the shape
+// qualifies (counted grid of at most 4 bits; no mul_row before the counted grid; no add_col after
+// it) and `rows` repay the bisection (QGNN_CHAIN_PLAN=always / never overrides that, for tests and
+// measurements). Returns nullptr otherwise: the kernels then run the chain's stages.
+const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold);
 
 }  // namespace cpu
 }  // namespace qgnn

@@ -149,23 +149,24 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   g.colterm_off = colterm_off.data();
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
-  if (out_grid) {
-    g.requant = true;
-    g.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
-    g.out_words = out_words;
-    g.out_grid = *out_grid;
-    g.chain = chain;
-  } else {
-    g.out = out.data_ptr<float>();
-  }
-  g.stream = stream_stores_enabled();
-
   using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
   Fn fn = &gemm_rows_generic;
   if (a_bits != 1 && !(out_grid && out_grid->bits == 1)) {
     if (selected_isa() == Isa::Avx512) fn = &gemm_rows_avx512;
     else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
   }
+  PlanHold plan;
+  if (out_grid) {
+    g.requant = true;
+    g.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+    g.out_words = out_words;
+    g.out_grid = *out_grid;
+    g.chain = chain;
+    if (fn == &gemm_rows_avx512) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
+  } else {
+    g.out = out.data_ptr<float>();
+  }
+  g.stream = stream_stores_enabled();
   const size_t scratch_bytes = gemm_scratch_bytes(g);
   // At least ~4M multiply-adds per parallel chunk, so small products run inline.
   const int64_t tile_macs = kTileRows * std::max<int64_t>(k, 1) * o;

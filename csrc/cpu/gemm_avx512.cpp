@@ -136,11 +136,11 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
     }
   }
   _mm_sfence();  // order the streaming stores before the caller reads the output
-  if (a.requant)
-    for (int64_t r = r0; r < r1; ++r) {
-      if (a.chain) apply_chain(*a.chain, tile + (r - r0) * a.o, a.o, r);
-      quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
-    }
+  if (a.requant) {
+    const Epilogue epilogue(a.chain, a.plan, a.out_grid);
+    for (int64_t r = r0; r < r1; ++r)
+      epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
+  }
 }
 
 }  // namespace cpu

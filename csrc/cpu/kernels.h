@@ -42,6 +42,29 @@ struct Chain {
 // contraction); the generic and AVX2 paths call it, AVX-512 has its own (quantize_avx512.inc).
 void apply_chain_scalar(const Chain& c, float* y, int64_t cols, int64_t row);
 
+// An epilogue (a chain, then the output grid) compiled to comparisons for the AVX-512 units
+// (chain.cpp: plan_chain). Every stage except mul_row is non-decreasing in its input (scales are
+// positive), so before the last mul_row the code of the counted grid (the output grid, or the
+// fake_quant stage just before that mul_row) is the number of a column's thresholds the value
+// reaches: a few compares instead of the stages. From the mul_row on the values are that grid's L
+// levels, so those stages become a per-row table of L codes. A row holding NaN takes the chain.
+constexpr int kMaxPlanLevels = 16;
+struct ChainPlan {
+  int counts;        // thresholds per column: L - 1 (L = 2^bits of the counted grid, <= 16)
+  int64_t cols_pad;  // row stride of thr: cols rounded up to 16
+  const float* thr;  // [counts][cols_pad]: smallest value whose code exceeds k (NaN: none does)
+  Chain prefix;      // the stages before the counted grid
+  Grid counted;
+  bool lut;          // the code goes through the per-row table
+  Chain suffix;      // lut: the stages from the last mul_row on (then the output grid)
+  float level[kMaxPlanLevels];  // lut: the counted grid's values (mult * code - zero) * scale
+};
+
+// The plan's thresholds by bisection over the ordered floats, through the AVX-512 stages themselves
+// (spmm_avx512.cpp), so that a compare decides exactly what those stages would have. Columns
+// [0, search_cols) are searched (the rest copy column 0); scratch: 4 * search_cols 32-bit words.
+void plan_thresholds_avx512(const ChainPlan& p, int64_t cols, int64_t search_cols, float* thr, void* scratch);
+
 // qgnn::spmm / qgnn::spmm_requant over the rows [r0, r1) of a CSR matrix.
 struct SpmmArgs {
   const int64_t* indptr;   // [num_rows + 1]
@@ -64,6 +87,7 @@ struct SpmmArgs {
   int64_t out_words;
   Grid out_grid;
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
+  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
   int prefetch;  // software prefetch distance in edges (0: none)
   bool stream;   // non-temporal stores allowed for float output rows (QGNN_STREAM_STORES, default 1)
 };
@@ -123,6 +147,7 @@ struct GemmArgs {
   int64_t out_words;
   Grid out_grid;
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
+  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
 };
 size_t gemm_scratch_bytes(const GemmArgs& a);
 size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue

@@ -315,6 +315,8 @@ at::Tensor spmm_requant_cpu(const at::Tensor& indptr, const at::Tensor& indices,
                     static_cast<int>(out_mult), static_cast<int>(out_skew)};
   ChainHold hold;
   if (read_chain(chain, chain_row, chain_col, rows, cols, &hold)) a.chain = &hold.chain;
+  PlanHold plan;
+  a.plan = plan_chain(a.chain, a.out_grid, rows, cols, &plan);
   run_rows(a, rows, pick_spmm());
   return out;
 }

@@ -74,6 +74,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
   const __m512 vscale = _mm512_set1_ps(a.scale);
   const __m512i vmult = _mm512_set1_epi32(a.mult);
   int64_t bad = 0;
+  const Epilogue epilogue(a.chain, a.plan, a.out_grid);
   // Non-temporal stores for float rows that start on a cache line (the output is 1 GB at 2M x 128).
   const bool stream = a.stream && !a.requant && a.cols % 16 == 0 && (reinterpret_cast<uintptr_t>(a.out) & 63) == 0;
   for (int64_t i = r0; i < r1; ++i) {
@@ -112,8 +113,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
       }
     }
     if (a.requant) {
-      if (a.chain) apply_chain(*a.chain, y, a.cols, i);
-      quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
+      epilogue.row(y, a.cols, i, a.out_packed + i * a.out_words, a.out_words, codes);
     }
   }
   if (stream) _mm_sfence();
@@ -123,6 +123,11 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
 void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
   uint8_t* codes = static_cast<uint8_t*>(scratch);
   for (int64_t i = r0; i < r1; ++i) quantize_row(a.x + i * a.cols, a.cols, a.grid, a.out + i * a.words, a.words, codes);
+}
+
+// Here rather than in chain.cpp: the thresholds must come from these AVX-512 stages (shared with gemm).
+void plan_thresholds_avx512(const ChainPlan& p, int64_t cols, int64_t search_cols, float* thr, void* scratch) {
+  plan_thresholds(p, cols, search_cols, thr, scratch);
 }
 
 int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out) {

@@ -2,7 +2,9 @@
 
 The stages are float32 operations with the rounding rule, so every path must equal
 ``apply_chain_reference`` + ``quantize_pack_reference`` bit for bit. Grids are sized from the data so
-that each fake-quant stage both clamps some values and resolves the rest into several levels.
+that each fake-quant stage both clamps some values and resolves the rest into several levels. The
+AVX-512 path may run a chain as threshold compares (``ChainPlan``, csrc/cpu/kernels.h); each case runs
+with that plan forced on and forced off (``plan`` fixture), so both are held to the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from qgnn_cli.kernels.spmm import spmm_reference, spmm_requant_reference
 from ._graphs import GEMM_CASES, csr, gemm_case, isas, random_codes
 
 ISAS = isas()
+
+
+@pytest.fixture(params=["always", "never"])
+def plan(request, monkeypatch):
+    """QGNN_CHAIN_PLAN for the case (read by the kernels on every call)."""
+    monkeypatch.setenv("QGNN_CHAIN_PLAN", request.param)
+    return request.param
 # (bits, mult, skew) of the stages' grids and of the output grid: plain widths and BT*.
 GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 3)]
 
@@ -55,7 +64,7 @@ def _out_grid(y: torch.Tensor, grid) -> tuple:
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("kind", ["relu_site", "rows", "bias"])
-def test_spmm_requant_chain_is_exact(isa, grid, kind, seeded):
+def test_spmm_requant_chain_is_exact(isa, grid, kind, seeded, plan):
     degrees = [0, 3, 1, 0, 12, 5, 2, 0, 7, 1, 4]  # empty rows; sources 30..39 are never referenced
     resolved = 0
     with kernels.use_isa(isa):
@@ -80,7 +89,7 @@ def test_spmm_requant_chain_is_exact(isa, grid, kind, seeded):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("kind", ["relu_site", "rows", "bias"])
-def test_gemm_requant_chain_is_exact(isa, grid, kind, seeded):
+def test_gemm_requant_chain_is_exact(isa, grid, kind, seeded, plan):
     resolved = 0
     with kernels.use_isa(isa):
         for (n, k, o), (a_bits, w_bits) in GEMM_CASES:
