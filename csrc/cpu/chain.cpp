@@ -67,6 +67,7 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   const char* env = std::getenv("QGNN_CHAIN_PLAN");  // read per call: tests switch it
   const bool always = env != nullptr && std::strcmp(env, "always") == 0;
   if ((env != nullptr && std::strcmp(env, "never") == 0) || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
+  if (!(out.scale > 0.0f)) return nullptr;  // the compares need a non-decreasing grid (the ops check it too)
   static const Chain kEmpty{};
   const Chain& c = chain ? *chain : kEmpty;
   int last_mul = -1;

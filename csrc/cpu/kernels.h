@@ -108,6 +108,7 @@ struct QuantizeArgs {
   uint32_t* out;
   int64_t words;
   Grid grid;
+  const ChainPlan* plan;  // the grid as compares (AVX-512 only), or nullptr
 };
 void quantize_rows_generic(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
 void quantize_rows_avx2(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);

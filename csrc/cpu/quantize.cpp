@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../common/codes.h"
+#include "chain.h"
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
@@ -41,7 +42,10 @@ at::Tensor quantize_pack_cpu(const at::Tensor& x_in, int64_t bits, double scale,
   at::Tensor out = output_empty({rows, words}, x.options().dtype(at::kInt));
   QuantizeArgs a{x.data_ptr<float>(), cols, reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), words,
                  Grid{static_cast<int>(bits), static_cast<float>(scale), static_cast<int>(zero),
-                      static_cast<int>(mult), static_cast<int>(skew)}};
+                      static_cast<int>(mult), static_cast<int>(skew)},
+                 nullptr};
+  PlanHold plan;
+  a.plan = plan_chain(nullptr, a.grid, rows, cols, &plan);
   using Fn = void (*)(const QuantizeArgs&, int64_t, int64_t, void*);
   const Fn fn = selected_isa() == Isa::Avx512 ? &quantize_rows_avx512
                 : selected_isa() == Isa::Avx2 ? &quantize_rows_avx2

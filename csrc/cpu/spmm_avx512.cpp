@@ -122,7 +122,12 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
 
 void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
   uint8_t* codes = static_cast<uint8_t*>(scratch);
-  for (int64_t i = r0; i < r1; ++i) quantize_row(a.x + i * a.cols, a.cols, a.grid, a.out + i * a.words, a.words, codes);
+  const Epilogue plan(nullptr, a.plan, a.grid);
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* x = a.x + i * a.cols;
+    uint32_t* dst = a.out + i * a.words;
+    if (a.plan == nullptr || !plan.planned(x, a.cols, i, dst, a.words)) quantize_row(x, a.cols, a.grid, dst, a.words, codes);
+  }
 }
 
 // Here rather than in chain.cpp: the thresholds must come from these AVX-512 stages (shared with gemm).

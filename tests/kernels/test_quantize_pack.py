@@ -1,4 +1,6 @@
-"""qgnn::quantize_pack: every compiled path equals the reference (the one rounding rule) exactly."""
+"""qgnn::quantize_pack: every compiled path equals the reference (the one rounding rule) exactly.
+
+Every case runs with the AVX-512 threshold plan (``ChainPlan``, csrc/cpu/kernels.h) forced on and off."""
 
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ from ._graphs import isas
 ISAS = isas()
 WIDTHS = (1, 3, 17, 33, 127, 130)
 GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 0), (2, 85, 20), (2, 85, -42), (4, 1, -3), (8, 1, 7)]
+
+
+@pytest.fixture(autouse=True, params=["always", "never"])
+def plan(request, monkeypatch):
+    monkeypatch.setenv("QGNN_CHAIN_PLAN", request.param)
 
 
 def _check(x, bits, scale, zero, mult, skew):
