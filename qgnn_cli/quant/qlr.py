@@ -86,14 +86,11 @@ class QLRQuantizer(nn.Module):
     def _python_state(self) -> tuple[bool, int]:
         """``(initialized, skew)`` as python values, re-read only when a buffer changed (an in-place
         write bumps its version; ``load_state_dict`` and ``.to`` write in place or swap the tensor)."""
-        init, skew = self.initialized, self.skew
+        init, skew = self._buffers["initialized"], self._buffers["skew"]
         c = self._py_cache
         if c is None or c[0] is not init or c[1] != init._version or c[2] is not skew or c[3] != skew._version:
             c = self._py_cache = (init, init._version, skew, skew._version, bool(init), int(skew))
         return c[4], c[5]
-
-    def _skew_int(self) -> int:
-        return self._python_state()[1]
 
     def _observe_batch(self, x: torch.Tensor, total: int | None) -> tuple[float, float]:
         """:meth:`_observe` for an initialised site, without autograd (called inside TrainSite's
@@ -106,7 +103,8 @@ class QLRQuantizer(nn.Module):
             lo, hi = self._constant_aminmax(x)
         if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
             lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
-        torch._foreach_lerp_([self.running_min, self.running_max], [lo, hi], MOMENTUM)
+        buffers = self._buffers  # not nn.Module.__getattr__: this runs for every site and step
+        torch._foreach_lerp_([buffers["running_min"], buffers["running_max"]], [lo, hi], MOMENTUM)
         return lo.item(), hi.item()
 
     def _constant_aminmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,9 +117,12 @@ class QLRQuantizer(nn.Module):
     def _fused(self, x: torch.Tensor, total: int | None, value: bool):
         """The training forward through TrainSite, or None where the reference chain must run (the
         first batch, which searches alpha)."""
-        if not (FUSED and self._python_state()[0]):
+        if not FUSED:
             return None
-        return TrainSite.apply(x, self.alpha, self, total, value)
+        initialized, skew = self._python_state()
+        if not initialized:
+            return None
+        return TrainSite.apply(x, self._parameters["alpha"], self, total, value, skew)
 
     def _train_qparams(self, lo: float, hi: float) -> tuple[torch.Tensor, float]:
         """``qparams`` of the batch range with the scalar arithmetic in python: a site costs a few

@@ -26,6 +26,8 @@ ranges are trained with Adam, which normalises each parameter's step anyway.
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
 from qgnn_cli.kernels import rounding
@@ -68,6 +70,19 @@ def centred_codes(x, scale: torch.Tensor, zero: float, bits: int, mult: int = 1,
     return CentredCodes.apply(x, scale, zero, bits, mult, skew)
 
 
+def f32(v: float) -> float:
+    """``v`` rounded to float32 (nearest, ties to even), as a python float; OverflowError past float32."""
+    return _F32.unpack(_F32.pack(v))[0]
+
+
+_F32 = struct.Struct("f")
+# 0-d float32 operands: a python number in a tensor op is wrapped in a new tensor on every call
+# (~3 us on a small tensor); a cached 0-d tensor is not, and the float32 arithmetic is the same.
+_ONE = torch.tensor(1.0)
+_ZERO = torch.tensor(0.0)
+_MULTS: dict[int, torch.Tensor] = {}
+
+
 class TrainSite(torch.autograd.Function):
     """A training-mode site in one autograd node: the range statistics, the grid, the codes and their
     STE/LSQ backward, with the scale ``clamp(alpha, MIN_ALPHA) * width`` built inside.
@@ -83,55 +98,100 @@ class TrainSite(torch.autograd.Function):
       ``t`` is inside the range exactly where ``t - u == 0``, so the mask is ``1 - sign(|t - u|)``
       in float32 (no bool comparisons, whose CPU kernels cost 3-4x an arithmetic op, and no bool ->
       float conversion in the backward);
+    * the 0-d arithmetic (the scale, the scale gradient's tail, alpha's gradient) runs on python
+      floats rounded to float32 after each operation, which is float32 arithmetic exactly: a float32
+      product is exact in float64, and a float64 quotient or sum rounded to float32 is the correctly
+      rounded float32 result (53 >= 2 * 24 + 2 bits); it falls back to tensors on float32 overflow;
     * the backward returns alpha's gradient directly: ``d scale / d alpha`` (``width``, or 0 where
       the clamp holds alpha at ``MIN_ALPHA``) applied to the scale gradient, whose two terms (the
       codes' ``-sum(mask * g * t) / s`` and the product's ``sum(g * centred)`` or the consumer's)
       are added as autograd adds them.
 
-    ``forward(x, alpha, site, total, value)``: ``site`` is the :class:`QLRQuantizer` (for its
-    buffers; its range must be initialised), ``value`` chooses the output: ``centred * scale``, or
+    ``forward(x, alpha, site, total, value, skew)``: ``site`` is the :class:`QLRQuantizer` (for its
+    buffers; its range must be initialised), ``skew`` its BT* shift, ``value`` chooses the output: ``centred * scale``, or
     the pair ``(centred, scale)`` for ops that sum codes first.
     """
 
     @staticmethod
-    def forward(ctx, x, alpha, site, total, value: bool):
-        lo, hi = site._observe_batch(x, total)
-        qmax, mult = site._qmax, site.mult
-        levels = mult * qmax
-        width = (max(hi, 0.0) - min(lo, 0.0)) / levels
-        a = alpha.item()
-        ctx.eps = max(a, site._min_alpha) * width < rounding.EPS
-        if ctx.eps:  # an all-zero batch: the rule's smallest scale, and no gradient for alpha
-            scale, zero = torch.tensor(rounding.EPS), 0.0
-        else:
-            zero = float(min(max(round(-min(lo, 0.0) / width), 0), levels))  # round: half to even
-            scale = alpha.clamp(min=site._min_alpha_arg) * width
-        ctx.width, ctx.alpha_free, ctx.value = width, a >= site._min_alpha, value
-        t = x / scale
-        u = t.clamp(-zero, levels - zero)
-        skew = site._skew_int()
-        if mult != 1 or skew != 0:
-            centred = torch.round(u).add_(zero + skew).div_(mult).round_().clamp_(0.0, float(qmax))
-            centred = centred.mul_(mult).sub_(zero)
-        else:
-            centred = torch.round(u).add_(0.0)
-        inside = torch.sub(t, u).abs_().sign_().neg_().add_(1.0)  # 1.0 inside [lo, hi], 0.0 outside
-        ctx.t, ctx.inside = t, inside
-        if value:
-            ctx.centred, ctx.scale = centred, scale
-            return centred * scale
-        ctx.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
-        return centred, scale
+    def forward(ctx, x, alpha, site, total, value: bool, skew: int):
+        ctx.site, out = site_forward(x, alpha, site, total, value, skew)
+        return out
 
     @staticmethod
     def backward(ctx, grad, grad_scale=None):
-        scale = ctx.scale
-        g_codes = grad * scale if ctx.value else grad
-        grad_x = g_codes / scale if ctx.needs_input_grad[0] else None
-        grad_alpha = None
-        if ctx.needs_input_grad[1] and not ctx.eps:
-            from_codes = -((g_codes * ctx.inside) * ctx.t).sum() / scale
-            other = (grad * ctx.centred).sum() if ctx.value else grad_scale
-            total = other + from_codes
-            grad_alpha = total * ctx.width if ctx.alpha_free else torch.zeros_like(total)
-        return grad_x, grad_alpha, None, None, None
+        grad_x, grad_alpha = site_backward(ctx.site, grad, grad_scale, ctx.needs_input_grad[0],
+                                           ctx.needs_input_grad[1])
+        return grad_x, grad_alpha, None, None, None, None
+
+
+class SiteState:
+    """What a fused site's backward needs (see :class:`TrainSite`)."""
+
+    __slots__ = ("eps", "width", "width_f", "scale_f", "alpha_free", "value", "t", "inside", "centred", "scale")
+
+
+def site_forward(x, alpha, site, total, value: bool, skew: int):
+    """TrainSite's forward without the autograd node: ``(state, out)``, ``out`` the value or
+    ``(centred, scale)``. For fused ops that run several sites inside one node; no autograd here."""
+    st = SiteState()
+    lo, hi = site._observe_batch(x, total)
+    qmax, mult = site._qmax, site.mult
+    levels = mult * qmax
+    width = (max(hi, 0.0) - min(lo, 0.0)) / levels
+    a = alpha.item()
+    a_clamped = max(a, site._min_alpha)  # alpha.clamp(min=MIN_ALPHA) in float32
+    st.eps = a_clamped * width < rounding.EPS
+    scale_f = width_f = None
+    if st.eps:  # an all-zero batch: the rule's smallest scale, and no gradient for alpha
+        scale, zero = torch.tensor(rounding.EPS), 0.0
+    else:
+        zero = float(min(max(round(-min(lo, 0.0) / width), 0), levels))  # round: half to even
+        try:
+            width_f = f32(width)
+            scale_f = f32(a_clamped * width_f)
+            scale = torch.tensor(scale_f)
+        except OverflowError:
+            scale_f, scale = None, alpha.clamp(min=site._min_alpha_arg) * width
+    st.width, st.width_f, st.scale_f = width, width_f, scale_f
+    st.alpha_free, st.value = a >= site._min_alpha, value
+    t = x / scale
+    u = t.clamp(-zero, levels - zero)
+    if mult != 1 or skew != 0:
+        m = _MULTS.get(mult)
+        if m is None:
+            m = _MULTS[mult] = torch.tensor(float(mult))
+        centred = torch.round(u).add_(_ONE, alpha=zero + skew).div_(m).round_().clamp_(0.0, float(qmax))
+        centred = centred.mul_(m).add_(_ONE, alpha=-zero)
+    else:
+        centred = torch.round(u).add_(_ZERO)
+    st.inside = torch.sub(_ONE, torch.sub(t, u).abs_().sign_())  # 1.0 inside [lo, hi], 0.0 outside
+    st.t = t
+    if value:
+        st.centred, st.scale = centred, scale
+        return st, centred * scale
+    st.centred = None
+    st.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
+    return st, (centred, scale)
+
+
+def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: bool):
+    """``(grad_x, grad_alpha)`` of a fused site from the gradient of its output (the value, or the
+    codes and ``grad_scale``, the consumer's gradient for the scale)."""
+    scale = st.scale
+    g_codes = grad * scale if st.value else grad
+    grad_x = g_codes / scale if need_x else None
+    grad_alpha = None
+    if need_alpha and not st.eps:
+        masked = ((g_codes * st.inside) * st.t).sum()
+        other = (grad * st.centred).sum() if st.value else grad_scale
+        if st.scale_f is not None:
+            try:
+                from_codes = f32(-masked.item() / st.scale_f)
+                total = f32(other.item() + from_codes)
+                grad_alpha = torch.tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
+            except OverflowError:
+                grad_alpha = None
+        if grad_alpha is None:
+            total = other + (-masked / scale)
+            grad_alpha = total * st.width if st.alpha_free else torch.zeros_like(total)
+    return grad_x, grad_alpha
