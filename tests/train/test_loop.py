@@ -129,3 +129,28 @@ def test_a_diverging_run_stops_and_keeps_its_best_epoch():
     metrics = run_training(config, graph=GRAPH)
     run = metrics["runs"][0]
     assert run["diverged_epoch"] is not None and run["best_epoch"] >= 0
+
+
+def test_foreach_adam_and_fused_sites_train_the_same_bits(tmp_path, monkeypatch):
+    """The loop's speed-ups change no number: Adam's foreach update (train/loop.py) against the
+    per-tensor loop, and the fused training sites and aggregations (quant/qlr.py FUSED) against the
+    unfused chain, on a quantized run with BT* (every loss, accuracy and the saved model)."""
+    from qgnn_cli.quant import qlr
+    from qgnn_cli.train import loop
+
+    config = TrainConfig(bits=2, bt="bt*", **SMALL)
+    fast = run_training(config, tmp_path / "fast", graph=GRAPH)
+    real_adam = torch.optim.Adam
+
+    def per_tensor_adam(params, **kwargs):
+        return real_adam(params, **{**kwargs, "foreach": False})
+
+    monkeypatch.setattr(loop.torch.optim, "Adam", per_tensor_adam)
+    monkeypatch.setattr(qlr, "FUSED", False)
+    slow = run_training(config, tmp_path / "slow", graph=GRAPH)
+    history = lambda m: json.loads((tmp_path / m / "runs" / "seed-0" / "result.json").read_text())["history"]  # noqa: E731
+    strip = lambda h: [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in h]  # noqa: E731
+    assert numbers(fast) == numbers(slow) and strip(history("fast")) == strip(history("slow"))
+    ma, _ = load_model(tmp_path / "fast" / "model.pt")
+    mb, _ = load_model(tmp_path / "slow" / "model.pt")
+    assert states_equal(ma.state_dict(), mb.state_dict())
