@@ -55,7 +55,7 @@ class QLRQuantizer(nn.Module):
         self.register_buffer("initialized", torch.tensor(False))
         self._qmax = rounding.qmax_of(bits) if bits != OFF else 0
         self._min_alpha, self._min_alpha_arg = _MIN_ALPHA_F32, MIN_ALPHA
-        self._py_cache = self._const_cache = None
+        self._py_cache = self._const_cache = self._nonzero_cache = None
 
     @property
     def enabled(self) -> bool:
@@ -113,6 +113,15 @@ class QLRQuantizer(nn.Module):
         if c is None or c[0]() is not x or c[1] != x._version:
             c = self._const_cache = (weakref.ref(x), x._version, *torch.aminmax(x))
         return c[2], c[3]
+
+    def _constant_nonzeros(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For a constant input: the flat positions of its nonzeros, their values, and a zero buffer of
+        its shape (for a gradient's products), remembered for the last tensor seen until it is written to."""
+        c = self._nonzero_cache
+        if c is None or c[0]() is not x or c[1] != x._version:
+            flat = x.reshape(-1).nonzero().squeeze(1)
+            c = self._nonzero_cache = (weakref.ref(x), x._version, flat, x.reshape(-1)[flat], torch.zeros_like(x))
+        return c[2], c[3], c[4]
 
     def _fused(self, x: torch.Tensor, total: int | None, value: bool):
         """The training forward through TrainSite, or None where the reference chain must run (the

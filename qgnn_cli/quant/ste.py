@@ -130,19 +130,36 @@ class SiteState:
     __slots__ = ("eps", "width", "width_f", "scale_f", "alpha_free", "value", "t", "inside", "centred", "scale")
 
 
-def site_forward(x, alpha, site, total, value: bool, skew: int):
+def site_forward(x, alpha, site, total, value: bool, skew: int, lohi: tuple[float, float] | None = None):
     """TrainSite's forward without the autograd node: ``(state, out)``, ``out`` the value or
-    ``(centred, scale)``. For fused ops that run several sites inside one node; no autograd here."""
+    ``(centred, scale)``. For fused ops that run several sites inside one node; no autograd here.
+    ``lohi``: the batch's (min, max), already observed (the site's range is then not updated here)."""
+    lo, hi = site._observe_batch(x, total) if lohi is None else lohi
+    st, scale, zero = site_grid(alpha, site, lo, hi)
+    st.value = value
+    t = x / scale
+    centred, st.inside = site_codes(t, zero, site, skew)
+    st.t = t
+    if value:
+        st.centred, st.scale = centred, scale
+        return st, centred * scale
+    st.centred = None
+    st.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
+    return st, (centred, scale)
+
+
+def site_grid(alpha, site, lo: float, hi: float):
+    """``(state, scale, zero)`` of a training batch's range: QLRQuantizer._train_qparams's grid,
+    the scale a 0-d float32 tensor (the rule's smallest scale, and no alpha gradient, for an all-zero
+    batch), the zero point a python float."""
     st = SiteState()
-    lo, hi = site._observe_batch(x, total)
-    qmax, mult = site._qmax, site.mult
-    levels = mult * qmax
+    levels = site.mult * site._qmax
     width = (max(hi, 0.0) - min(lo, 0.0)) / levels
     a = alpha.item()
     a_clamped = max(a, site._min_alpha)  # alpha.clamp(min=MIN_ALPHA) in float32
     st.eps = a_clamped * width < rounding.EPS
     scale_f = width_f = None
-    if st.eps:  # an all-zero batch: the rule's smallest scale, and no gradient for alpha
+    if st.eps:
         scale, zero = torch.tensor(rounding.EPS), 0.0
     else:
         zero = float(min(max(round(-min(lo, 0.0) / width), 0), levels))  # round: half to even
@@ -153,8 +170,14 @@ def site_forward(x, alpha, site, total, value: bool, skew: int):
         except OverflowError:
             scale_f, scale = None, alpha.clamp(min=site._min_alpha_arg) * width
     st.width, st.width_f, st.scale_f = width, width_f, scale_f
-    st.alpha_free, st.value = a >= site._min_alpha, value
-    t = x / scale
+    st.alpha_free = a >= site._min_alpha
+    return st, scale, zero
+
+
+def site_codes(t: torch.Tensor, zero: float, site, skew: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(centred, inside)`` of ``t = x / scale``: CentredCodes's codes and mask (as float32 0/1)."""
+    qmax, mult = site._qmax, site.mult
+    levels = mult * qmax
     u = t.clamp(-zero, levels - zero)
     if mult != 1 or skew != 0:
         m = _MULTS.get(mult)
@@ -164,14 +187,8 @@ def site_forward(x, alpha, site, total, value: bool, skew: int):
         centred = centred.mul_(m).add_(_ONE, alpha=-zero)
     else:
         centred = torch.round(u).add_(_ZERO)
-    st.inside = torch.sub(_ONE, torch.sub(t, u).abs_().sign_())  # 1.0 inside [lo, hi], 0.0 outside
-    st.t = t
-    if value:
-        st.centred, st.scale = centred, scale
-        return st, centred * scale
-    st.centred = None
-    st.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
-    return st, (centred, scale)
+    inside = torch.sub(_ONE, torch.sub(t, u).abs_().sign_())  # 1.0 inside [lo, hi], 0.0 outside
+    return centred, inside
 
 
 def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: bool):

@@ -56,3 +56,34 @@ def test_gradients_reach_weights_bias_and_alphas(seeded):
     lin(x).pow(2).sum().backward()
     for name, p in lin.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("bits,bt", [(8, "none"), (4, "none"), (2, "bt*"), (2, "bt")])
+@pytest.mark.parametrize("negative", [False, True])  # True: zero point > 0, and at 2 bits BT the code of 0 is not 0
+def test_constant_dense_input_path_is_the_dense_one_bit_for_bit(bits, bt, negative, seeded, monkeypatch):
+    """quant/linear.py's training path for a mostly-zero constant dense input (codes, dropout and the
+    gradient on the nonzeros) against the dense ops: the same output, weight, bias and alpha
+    gradients and running ranges, as int32 bit patterns, the dropout drawing the same noise."""
+    from qgnn_cli.quant import qlr
+
+    x = torch.zeros(50, 40)
+    keep = torch.rand(50, 40, generator=seeded) < 0.1
+    x[keep] = torch.rand(int(keep.sum()), generator=seeded) * 0.3
+    if negative:
+        x[0, :3] = torch.tensor([-0.2, -0.05, -0.11])
+    w = torch.randn(50, 6, generator=seeded)
+
+    def run(fused: bool):
+        torch.manual_seed(3)
+        lin = QLinear(40, 6, input_q=QLRQuantizer(bits, bt), weight_q=QLRQuantizer(bits, bt),
+                      output_q=QLRQuantizer(bits, bt), dropout=0.5).train()
+        lin(x)  # first batch: ranges and alphas
+        monkeypatch.setattr(qlr, "FUSED", fused)
+        out = [lin(x) for _ in range(2)][-1]  # the second step reuses the cached nonzeros
+        (out * w).sum().backward()
+        monkeypatch.setattr(qlr, "FUSED", True)
+        tensors = [out.detach(), lin.weight.grad, lin.bias.grad, lin.input_q.alpha.grad, lin.weight_q.alpha.grad,
+                   lin.input_q.running_min, lin.input_q.running_max]
+        return [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
+
+    assert run(True) == run(False)
