@@ -89,6 +89,17 @@ class _ConstantInputDropout(torch.autograd.Function):
         return None, grad_alpha, None, None, None
 
 
+_DROPOUT_SCALES: dict[float, float] = {}
+
+
+def _dropout_scale(p: float) -> float:
+    """The factor F.dropout gives kept entries: ``1 / (1 - p)`` as its float32 ``div_`` computes it."""
+    k = _DROPOUT_SCALES.get(p)
+    if k is None:
+        k = _DROPOUT_SCALES[p] = float(torch.ones(1).div_(1 - p))
+    return k
+
+
 def _alpha_grad(st, masked: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     from qgnn_cli.quant.ste import f32
 
@@ -131,6 +142,17 @@ class QLinear(nn.Module):
             return None
         return _ConstantInputDropout.apply(x, q._parameters["alpha"], q, self.dropout, skew)
 
+    def _codes_matmul_t(self, a, cw: torch.Tensor):
+        """Training's sparse product of codes as one exact CSR product (``nn/features.py``), where the
+        dropout keeps the codes integers; else None."""
+        if not (self.training and qlr.FUSED):
+            return None
+        k = _dropout_scale(self.dropout) if self.dropout > 0.0 else 1.0
+        if not k.is_integer():
+            return None
+        levels = lambda q: q.mult * q._qmax  # noqa: E731  (|centred| <= levels)
+        return a.matmul_t_codes(cw, levels(self.input_q) * k * levels(self.weight_q))
+
     def forward(self, x) -> torch.Tensor:
         sparse = not isinstance(x, torch.Tensor)
         values, total = (x.values, x.numel) if sparse else (x, None)
@@ -142,7 +164,9 @@ class QLinear(nn.Module):
                 ca, a_scale = self.input_q.codes(values, total)
                 ca = F.dropout(ca, self.dropout, self.training)
             cw, w_scale = self.weight_q.codes(self.weight)
-            prod = _matmul_t(x.with_values(ca) if sparse else ca, cw, exact=not self.training)
+            prod = self._codes_matmul_t(x.with_values(ca), cw) if sparse else None
+            if prod is None:
+                prod = _matmul_t(x.with_values(ca) if sparse else ca, cw, exact=not self.training)
             out = prod * (a_scale * w_scale)
         else:  # float on at least one side: fake-quantize each side and multiply in float
             a = F.dropout(self.input_q(values, total), self.dropout, self.training)

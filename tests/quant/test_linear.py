@@ -87,3 +87,30 @@ def test_constant_dense_input_path_is_the_dense_one_bit_for_bit(bits, bt, negati
         return [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
 
     assert run(True) == run(False)
+
+
+@pytest.mark.parametrize("bits,bt", [(8, "none"), (2, "bt*")])
+def test_training_sparse_codes_product_is_the_gather_scatter_one_bit_for_bit(bits, bt, seeded, monkeypatch):
+    """nn/features.py's CSR product of integer codes (training, sparse input) against the
+    gather-multiply-scatter: the same output and weight, bias and alpha gradients, as int32 bit patterns."""
+    from qgnn_cli.quant import qlr
+
+    x = torch.zeros(60, 45)
+    keep = torch.rand(60, 45, generator=seeded) < 0.08
+    x[keep] = torch.rand(int(keep.sum()), generator=seeded)
+    sx = SparseFeatures.from_dense(x)
+    w = torch.randn(60, 6, generator=seeded)
+
+    def run(fused: bool):
+        torch.manual_seed(5)
+        lin = QLinear(45, 6, input_q=QLRQuantizer(bits, bt), weight_q=QLRQuantizer(bits, bt),
+                      output_q=QLRQuantizer(bits, bt), dropout=0.5).train()
+        lin(sx)
+        monkeypatch.setattr(qlr, "FUSED", fused)
+        out = lin(sx)
+        (out * w).sum().backward()
+        monkeypatch.setattr(qlr, "FUSED", True)
+        tensors = [out.detach(), lin.weight.grad, lin.bias.grad, lin.input_q.alpha.grad, lin.weight_q.alpha.grad]
+        return [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
+
+    assert run(True) == run(False)
