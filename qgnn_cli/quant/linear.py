@@ -65,15 +65,14 @@ class _ConstantInputDropout(torch.autograd.Function):
         flat, values, buf = site._constant_nonzeros(x)
         lo, hi = site._observe_batch(x, None)
         st, scale, zero = site_grid(alpha, site, lo, hi)
-        t = values / scale
-        centred, inside = site_codes(t, zero, site, skew)
+        centred, masked_t = site_codes(values / scale, zero, site, skew)
         c0 = site_codes(torch.zeros(1) / scale, zero, site, skew)[0]
         noise = torch.empty_like(x).bernoulli_(1 - p)  # F.dropout's noise, drawn the same way
         kept = noise.view(-1)[flat].div_(1 - p)
         out = torch.zeros_like(x) if float(c0) == 0.0 else (torch.full_like(x, float(c0)) * noise.div_(1 - p))
         out.view(-1)[flat] = centred * kept
         st.value, st.centred, st.scale = False, None, scale.detach()
-        ctx.st, ctx.kept, ctx.flat, ctx.buf, ctx.t, ctx.inside = st, kept, flat, buf, t, inside
+        ctx.st, ctx.kept, ctx.flat, ctx.buf, ctx.masked_t = st, kept, flat, buf, masked_t
         return out, scale
 
     @staticmethod
@@ -83,7 +82,7 @@ class _ConstantInputDropout(torch.autograd.Function):
         if ctx.needs_input_grad[1] and not st.eps:
             g_codes = grad.reshape(-1)[ctx.flat] * ctx.kept  # dropout's backward, on the nonzeros
             buf = ctx.buf
-            buf.view(-1)[ctx.flat] = (g_codes * ctx.inside) * ctx.t
+            buf.view(-1)[ctx.flat] = g_codes * ctx.masked_t
             masked = buf.sum()
             grad_alpha = _alpha_grad(st, masked, grad_scale)
         return None, grad_alpha, None, None, None

@@ -127,7 +127,7 @@ class TrainSite(torch.autograd.Function):
 class SiteState:
     """What a fused site's backward needs (see :class:`TrainSite`)."""
 
-    __slots__ = ("eps", "width", "width_f", "scale_f", "alpha_free", "value", "t", "inside", "centred", "scale")
+    __slots__ = ("eps", "width", "width_f", "scale_f", "alpha_free", "value", "masked_t", "centred", "scale")
 
 
 def site_forward(x, alpha, site, total, value: bool, skew: int, lohi: tuple[float, float] | None = None):
@@ -137,9 +137,7 @@ def site_forward(x, alpha, site, total, value: bool, skew: int, lohi: tuple[floa
     lo, hi = site._observe_batch(x, total) if lohi is None else lohi
     st, scale, zero = site_grid(alpha, site, lo, hi)
     st.value = value
-    t = x / scale
-    centred, st.inside = site_codes(t, zero, site, skew)
-    st.t = t
+    centred, st.masked_t = site_codes(x / scale, zero, site, skew)
     if value:
         st.centred, st.scale = centred, scale
         return st, centred * scale
@@ -175,20 +173,22 @@ def site_grid(alpha, site, lo: float, hi: float):
 
 
 def site_codes(t: torch.Tensor, zero: float, site, skew: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(centred, inside)`` of ``t = x / scale``: CentredCodes's codes and mask (as float32 0/1)."""
+    """``(centred, masked_t)`` of ``t = x / scale``: CentredCodes's codes, and ``t`` times its mask
+    (``t`` inside the range, 0 outside), which is all the backward needs of the two: ``(g * mask) * t``
+    and ``g * (mask * t)`` are the same float32 products for a 0/1 mask. ``t`` is overwritten."""
     qmax, mult = site._qmax, site.mult
     levels = mult * qmax
     u = t.clamp(-zero, levels - zero)
+    outside = torch.sub(t, u).abs_().sign_()  # 0.0 inside [lo, hi], 1.0 outside
     if mult != 1 or skew != 0:
         m = _MULTS.get(mult)
         if m is None:
             m = _MULTS[mult] = torch.tensor(float(mult))
-        centred = torch.round(u).add_(_ONE, alpha=zero + skew).div_(m).round_().clamp_(0.0, float(qmax))
+        centred = u.round_().add_(_ONE, alpha=zero + skew).div_(m).round_().clamp_(0.0, float(qmax))
         centred = centred.mul_(m).add_(_ONE, alpha=-zero)
     else:
-        centred = torch.round(u).add_(_ZERO)
-    inside = torch.sub(_ONE, torch.sub(t, u).abs_().sign_())  # 1.0 inside [lo, hi], 0.0 outside
-    return centred, inside
+        centred = u.round_().add_(_ZERO)
+    return centred, t.mul_(torch.sub(_ONE, outside, out=outside))
 
 
 def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: bool):
@@ -199,7 +199,7 @@ def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: boo
     grad_x = g_codes / scale if need_x else None
     grad_alpha = None
     if need_alpha and not st.eps:
-        masked = ((g_codes * st.inside) * st.t).sum()
+        masked = (g_codes * st.masked_t).sum()
         other = (grad * st.centred).sum() if st.value else grad_scale
         if st.scale_f is not None:
             try:
