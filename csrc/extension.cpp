@@ -11,4 +11,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("supported_isas", &qgnn::supported_isas, "kernel paths this CPU can run");
   m.def("selected_isa", []() { return qgnn::isa_name(qgnn::selected_isa()); }, "kernel path in use");
   m.def("set_isa", &qgnn::set_isa, "force a kernel path (generic, avx2, avx512)");
+  m.def("amx_enabled", &qgnn::amx_enabled, "whether the AVX-512 GEMM runs on AMX-INT8 tiles (QGNN_AMX=0: off)");
 }

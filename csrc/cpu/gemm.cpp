@@ -27,14 +27,20 @@ inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint3
 }  // namespace
 
 size_t gemm_scratch_bytes(const GemmArgs& a) {
-  // Row sums, the A tile unpacked to bytes (AVX-512), int16 (AVX2) or int32 (generic), a float tile
-  // for the re-quantising epilogue, and its byte codes.
-  return 256 + static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + static_cast<size_t>(kTileRows) * a.o_pad * 4 +
-         static_cast<size_t>(a.o_pad) * 8 + 512;
+  // Row sums, the A tile unpacked to bytes (AVX-512, AMX: 64 rows of k_amx), int16 (AVX2) or int32
+  // (generic), a float tile for the re-quantising epilogue and its byte codes, then AMX's int32 tile.
+  return gemm_acc_offset(a) + static_cast<size_t>(32) * a.o_pad * 4 + 64;
+}
+
+size_t gemm_acc_offset(const GemmArgs& a) {
+  return gemm_tile_offset(a) + (static_cast<size_t>(kTileRows) * a.o_pad * 4 + static_cast<size_t>(a.o_pad) * 8 + 512 + 63) /
+                                   64 * 64;
 }
 
 size_t gemm_tile_offset(const GemmArgs& a) {  // byte offset of the float tile in the scratch
-  return (256 + static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4 + 63) / 64 * 64;
+  const size_t a_tile = std::max<size_t>(static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4,
+                                         static_cast<size_t>(64) * (a.k_amx + 64));
+  return (256 + a_tile + 63) / 64 * 64;
 }
 
 void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -112,11 +118,21 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   g.o = o;
   g.o_pad = (o + 15) / 16 * 16;
   g.k_pad = (k + 3) / 4 * 4;
+  g.k_amx = (k + 63) / 64 * 64;
   const int64_t op = g.o_pad, kp = g.k_pad;
+
+  using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
+  Fn fn = &gemm_rows_generic;
+  if (a_bits != 1 && !(out_grid && out_grid->bits == 1)) {
+    if (selected_isa() == Isa::Avx512) fn = amx_enabled() ? &gemm_rows_amx : &gemm_rows_avx512;
+    else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
+  }
+  const bool amx = fn == &gemm_rows_amx;
 
   // Weights: raw codes, the VNNI (k/4, o, 4) u8 layout and the (k/2, o, 2) int16 layout.
   std::vector<uint8_t> w_codes(static_cast<size_t>(o * std::max<int64_t>(k, 1)));
   std::vector<uint8_t> w_vnni(static_cast<size_t>(kp * op), 0);
+  std::vector<uint8_t> w_amx(amx ? static_cast<size_t>(g.k_amx * op) : 0, 0);
   std::vector<int16_t> w_pairs(static_cast<size_t>(kp * op), 0);
   std::vector<int32_t> coef(op, 0), colterm(op, 0), colterm_off(op, 0);
   std::vector<float> sc(op, 0.0f), bias(op, 0.0f);
@@ -131,6 +147,10 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
       const uint8_t q = static_cast<uint8_t>(get_code(wp + c * W.size(1), j, static_cast<int>(w_bits)));
       w_codes[c * k + j] = q;
       w_vnni[(j / 4) * op * 4 + c * 4 + (j % 4)] = q;
+      if (amx) {
+        const int64_t p = gemm_amx_position(j, static_cast<int>(a_bits));
+        w_amx[(p / 4) * op * 4 + c * 4 + (p % 4)] = q;
+      }
       w_pairs[(j / 2) * op * 2 + c * 2 + (j % 2)] = q;
       colsum += q;
     }
@@ -143,18 +163,13 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   }
   g.w_codes = w_codes.data();
   g.w_vnni = w_vnni.data();
+  g.w_amx = amx ? w_amx.data() : nullptr;
   g.w_pairs = w_pairs.data();
   g.coef = coef.data();
   g.colterm = colterm.data();
   g.colterm_off = colterm_off.data();
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
-  using Fn = void (*)(const GemmArgs&, int64_t, int64_t, void*);
-  Fn fn = &gemm_rows_generic;
-  if (a_bits != 1 && !(out_grid && out_grid->bits == 1)) {
-    if (selected_isa() == Isa::Avx512) fn = &gemm_rows_avx512;
-    else if (selected_isa() == Isa::Avx2) fn = &gemm_rows_avx2;
-  }
   PlanHold plan;
   if (out_grid) {
     g.requant = true;
@@ -162,7 +177,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     g.out_words = out_words;
     g.out_grid = *out_grid;
     g.chain = chain;
-    if (fn == &gemm_rows_avx512) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
+    if (fn == &gemm_rows_avx512 || amx) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
   } else {
     g.out = out.data_ptr<float>();
   }

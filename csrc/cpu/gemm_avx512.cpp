@@ -1,6 +1,7 @@
-// AVX-512 VNNI packed GEMM: activations unpacked to bytes per tile of rows, weights in the
-// (k/4, o, 4) u8 layout, vpdpbusd (u8 weights x s8 activations broadcast) into int32, zero points
-// folded in the epilogue (see gemm.cpp). No torch or STL headers; target pragma after the includes.
+// AVX-512 packed GEMM: activations unpacked to bytes per tile of rows, then either VNNI (weights in
+// the (k/4, o, 4) u8 layout, vpdpbusd of u8 weights x s8 activations broadcast) or AMX-INT8 tiles
+// (tdpbuud of u8 codes x u8 weights, 32 x 32 output blocks), into int32; zero points folded in the
+// epilogue (see gemm.cpp). No torch or STL headers; target pragma after the includes.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -8,7 +9,7 @@
 
 #include "kernels.h"
 
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")
 
 namespace qgnn {
 namespace cpu {
@@ -44,6 +45,39 @@ int32_t unpack_row(const uint32_t* row, int64_t words, int bits, int64_t k, int 
   return _mm512_reduce_add_epi32(sum);
 }
 
+// The epilogue constants of 16 output columns, and the value of one row's integer dot products:
+//   out = float(am*wm * acc + rowsum * coef + colterm) * sc (+ bias)
+struct Columns16 {
+  int64_t c0;
+  __mmask16 m;
+  __m512i amwm, coef, colterm;
+  __m512 sc, bias;
+  Columns16(const GemmArgs& a, int64_t col0, const int32_t* colterms)
+      : c0(col0),
+        m(a.o - col0 >= 16 ? static_cast<__mmask16>(0xFFFF)
+                           : static_cast<__mmask16>((1u << (a.o - col0 < 0 ? 0 : a.o - col0)) - 1u)),
+        amwm(_mm512_set1_epi32(a.amwm)),
+        coef(_mm512_loadu_si512(a.coef + col0)),
+        colterm(_mm512_loadu_si512(colterms + col0)),
+        sc(_mm512_loadu_ps(a.sc + col0)),
+        bias(a.bias ? _mm512_loadu_ps(a.bias + col0) : _mm512_setzero_ps()) {}
+
+  // Row `out` (its column 0) gets the 16 values; full aligned blocks may bypass the cache: the
+  // output is written once and never read here (a normal store would first read every line).
+  __attribute__((always_inline)) void store(const GemmArgs& a, __m512i acc, int32_t rowsum, float* out,
+                                            bool stream) const {
+    __m512i d = _mm512_mullo_epi32(acc, amwm);
+    d = _mm512_add_epi32(d, _mm512_add_epi32(_mm512_mullo_epi32(_mm512_set1_epi32(rowsum), coef), colterm));
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc);
+    // The reference rounds the product before adding the bias: keep the compiler from fusing them.
+    __asm__("" : "+v"(y));
+    if (a.bias) y = _mm512_add_ps(y, bias);
+    float* dst = out + c0;
+    if (stream && m == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0) _mm512_stream_ps(dst, y);
+    else _mm512_mask_storeu_ps(dst, m, y);
+  }
+};
+
 template <int MR, int NB>
 void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
            bool stream, int64_t col0) {
@@ -68,29 +102,11 @@ void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* r
       for (int b = 0; b < NB; ++b) dpbusd(acc[i][b], wv[b], av);
     }
   }
-  const __m512i amwm = _mm512_set1_epi32(a.amwm);
 #pragma GCC unroll 8
   for (int b = 0; b < NB; ++b) {
-    const int64_t c0 = col0 + 16 * b;
-    const int64_t left = a.o - c0 < 0 ? 0 : a.o - c0;
-    const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-    const __m512i coef = _mm512_loadu_si512(a.coef + c0), colterm = _mm512_loadu_si512(a.colterm_off + c0);
-    const __m512 sc = _mm512_loadu_ps(a.sc + c0);
-    const __m512 bias = a.bias ? _mm512_loadu_ps(a.bias + c0) : _mm512_setzero_ps();
+    const Columns16 cols(a, col0 + 16 * b, a.colterm_off);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      __m512i d = _mm512_mullo_epi32(acc[i][b], amwm);
-      d = _mm512_add_epi32(d, _mm512_add_epi32(_mm512_mullo_epi32(_mm512_set1_epi32(rowsum[i]), coef), colterm));
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc);
-      // The reference rounds the product before adding the bias: keep the compiler from fusing them.
-      __asm__("" : "+v"(y));
-      if (a.bias) y = _mm512_add_ps(y, bias);
-      float* dst = out + i * ldo + c0;
-      // Full, aligned blocks bypass the cache: the output is written once and never read here, and
-      // a normal store would first read every output line (1 GB more traffic at n = 2M).
-      if (stream && m == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0) _mm512_stream_ps(dst, y);
-      else _mm512_mask_storeu_ps(dst, m, y);
-    }
+    for (int i = 0; i < MR; ++i) cols.store(a, acc[i][b], rowsum[i], out + i * ldo, stream);
   }
 }
 
@@ -110,7 +126,134 @@ void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32
 
 #include "quantize_avx512.inc"
 
+// Unpack one packed row (2, 4 or 8 bits) to its u8 codes in plane order (kernels.h,
+// gemm_amx_position): per 64 codes, one 512-bit shift-and-mask of the row's bytes broadcast to every
+// lane; codes past k are zeroed (`last`: the valid positions of the last 64). Returns the codes' sum.
+int32_t unpack_planes(const uint32_t* row, int64_t words, int bits, int64_t chunks, __mmask64 last, uint8_t* dst) {
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(row);
+  const int64_t nbytes = words * 4, chunk_bytes = 8 * bits;
+  // 16-bit lanes shifted by field * bits, field = the 512-bit lane's (2 bits) or half's (4 bits) index.
+  const __m512i shift = bits == 2 ? _mm512_set_epi64(6 * 0x0001000100010001LL, 6 * 0x0001000100010001LL,
+                                                     4 * 0x0001000100010001LL, 4 * 0x0001000100010001LL,
+                                                     2 * 0x0001000100010001LL, 2 * 0x0001000100010001LL, 0, 0)
+                                  : _mm512_set_epi64(4 * 0x0001000100010001LL, 4 * 0x0001000100010001LL,
+                                                     4 * 0x0001000100010001LL, 4 * 0x0001000100010001LL, 0, 0, 0, 0);
+  const __m512i field = _mm512_set1_epi8(static_cast<char>((1 << bits) - 1));
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t avail = nbytes - c * chunk_bytes;  // >= 1: every chunk holds a code < k
+    __m512i v;
+    if (bits == 2) {
+      const __mmask16 m = avail >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << avail) - 1u);
+      v = _mm512_broadcast_i32x4(_mm_maskz_loadu_epi8(m, src + 16 * c));
+    } else if (bits == 4) {
+      const __mmask32 m = avail >= 32 ? 0xFFFFFFFFu : (1u << avail) - 1u;
+      v = _mm512_broadcast_i64x4(_mm256_maskz_loadu_epi8(m, src + 32 * c));
+    } else {
+      const __mmask64 m = avail >= 64 ? ~0ULL : (1ULL << avail) - 1ULL;
+      v = _mm512_maskz_loadu_epi8(m, src + 64 * c);
+    }
+    if (bits != 8) v = _mm512_and_si512(_mm512_srlv_epi16(v, shift), field);
+    if (c == chunks - 1) v = _mm512_maskz_mov_epi8(last, v);
+    sum = _mm512_add_epi64(sum, _mm512_sad_epu8(v, _mm512_setzero_si512()));
+    _mm512_store_si512(dst + 64 * c, v);
+  }
+  return static_cast<int32_t>(_mm512_reduce_add_epi64(sum));
+}
+
+// The plane-order positions (of the last 64) that hold codes < k.
+__mmask64 last_chunk_mask(int64_t k, int bits) {
+  const int64_t base = (k + 63) / 64 * 64 - 64;
+  __mmask64 m = 0;
+  for (int64_t j = base; j < k; ++j) m |= 1ULL << (gemm_amx_position(j, bits) - base);
+  return m;
+}
+
+// Tile configuration (palette 1): every tile 16 rows of 64 bytes. tmm0-3: the 2 x 2 int32 output
+// block; tmm4-5: two 16-row slices of A (64 codes each); tmm6-7: two 16-column slices of W.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+  TileConfig() {
+    for (int t = 0; t < 8; ++t) {
+      colsb[t] = 64;
+      rows[t] = 16;
+    }
+  }
+};
+
+// 32 rows (A, stride astride bytes) x NC * 16 columns from col0, accumulated over k_amx into acc
+// (int32, row stride o_pad).
+template <int NC>
+void amx_block(const GemmArgs& a, const uint8_t* A, int64_t astride, int64_t col0, int32_t* acc) {
+  const int64_t wstride = a.o_pad * 4;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t kc = 0; kc < a.k_amx; kc += 64) {
+    const uint8_t* w = a.w_amx + (kc / 4) * wstride + col0 * 4;
+    _tile_loadd(4, A + kc, astride);
+    _tile_loadd(5, A + 16 * astride + kc, astride);
+    _tile_loadd(6, w, wstride);
+    _tile_dpbuud(0, 4, 6);
+    _tile_dpbuud(2, 5, 6);
+    if (NC == 2) {
+      _tile_loadd(7, w + 64, wstride);
+      _tile_dpbuud(1, 4, 7);
+      _tile_dpbuud(3, 5, 7);
+    }
+  }
+  const int64_t cstride = a.o_pad * 4;
+  _tile_stored(0, acc + col0, cstride);
+  _tile_stored(2, acc + 16 * a.o_pad + col0, cstride);
+  if (NC == 2) {
+    _tile_stored(1, acc + col0 + 16, cstride);
+    _tile_stored(3, acc + 16 * a.o_pad + col0 + 16, cstride);
+  }
+}
+
 }  // namespace
+
+void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
+  int32_t* rowsum = static_cast<int32_t*>(scratch);
+  uint8_t* A = reinterpret_cast<uint8_t*>(rowsum + 64);
+  const int64_t astride = a.k_amx + 64;  // not a multiple of 4 KB apart: tile rows spread over cache sets
+  const int64_t chunks = a.k_amx / 64;
+  const __mmask64 last = chunks ? last_chunk_mask(a.k, a.a_bits) : 0;
+  const int64_t rows = r1 - r0, padded = (rows + 31) / 32 * 32;
+  for (int64_t r = 0; r < padded; ++r) {
+    uint8_t* dst = A + r * astride;
+    if (r < rows) rowsum[r] = unpack_planes(a.a + (r0 + r) * a.a_words, a.a_words, a.a_bits, chunks, last, dst);
+    else for (int64_t c = 0; c < chunks; ++c) _mm512_store_si512(dst + 64 * c, _mm512_setzero_si512());
+  }
+  float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  int32_t* acc = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + gemm_acc_offset(a));
+  const bool stream = a.stream && !a.requant;
+  float* o = a.requant ? tile : a.out + r0 * a.o;
+  const TileConfig config;
+  _tile_loadconfig(&config);
+  for (int64_t b = 0; b < padded; b += 32) {
+    for (int64_t col0 = 0; col0 < a.o_pad; col0 += 32) {
+      if (a.o_pad - col0 >= 32) amx_block<2>(a, A + b * astride, astride, col0, acc);
+      else amx_block<1>(a, A + b * astride, astride, col0, acc);
+    }
+    for (int64_t c0 = 0; c0 < a.o_pad; c0 += 16) {
+      const Columns16 cols(a, c0, a.colterm);  // u8 x u8: no activation offset to fold
+      for (int64_t i = b; i < b + 32 && i < rows; ++i)
+        cols.store(a, _mm512_load_si512(acc + (i - b) * a.o_pad + c0), rowsum[i], o + i * a.o, stream);
+    }
+  }
+  _tile_release();
+  _mm_sfence();
+  if (a.requant) {
+    const Epilogue epilogue(a.chain, a.plan, a.out_grid);
+    for (int64_t r = r0; r < r1; ++r)
+      epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
+  }
+}
 
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   const int64_t astride = (a.k + 15) / 16 * 16 + 64;

@@ -2,7 +2,13 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace qgnn {
 namespace {
@@ -92,6 +98,20 @@ std::vector<std::string> supported_isas() {
   for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512})
     if (isa_supported(isa)) out.push_back(isa_name(isa));
   return out;
+}
+
+bool amx_enabled() {
+  static const bool granted = [] {
+#if defined(__linux__) && defined(__x86_64__)
+    if (!cpu_has("amx-tile") || !cpu_has("amx-int8")) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;  // asm/prctl.h
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  const char* env = std::getenv("QGNN_AMX");
+  return granted && !(env != nullptr && std::strcmp(env, "0") == 0);
 }
 
 std::map<std::string, bool> cpu_features() {

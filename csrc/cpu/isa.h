@@ -20,4 +20,8 @@ std::string isa_name(Isa isa);
 std::vector<std::string> supported_isas();
 std::map<std::string, bool> cpu_features();
 
+// AMX-INT8 tiles for the AVX-512 GEMM: the CPU has them, Linux granted this process the tile state
+// (asked once), and QGNN_AMX is not "0" (read per call, so tests and benchmarks can switch).
+bool amx_enabled();
+
 }  // namespace qgnn

@@ -133,6 +133,8 @@ struct GemmArgs {
   int64_t k_pad;          // k rounded up to a multiple of 4
   const uint8_t* w_codes;  // [o, k] raw weight codes (generic path)
   const uint8_t* w_vnni;   // [k_pad/4][o_pad][4] u8 (AVX-512 path)
+  const uint8_t* w_amx;    // [k_amx/4][o_pad][4] u8, k in plane order (gemm_amx_position), or nullptr
+  int64_t k_amx;           // k rounded up to 64 (AMX tiles take 64 bytes of k)
   const int16_t* w_pairs;  // [k_pad/2][o_pad][2] i16 (AVX2 path)
   const int32_t* coef;     // [o_pad]
   const int32_t* colterm;  // [o_pad] (generic/AVX2: without the offset term)
@@ -152,9 +154,18 @@ struct GemmArgs {
 };
 size_t gemm_scratch_bytes(const GemmArgs& a);
 size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue
+size_t gemm_acc_offset(const GemmArgs& a);   // int32 accumulator tile of the AMX path
 void gemm_rows_generic(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+// AMX-INT8 (gemm_avx512.cpp): rows are unpacked in "plane order" (per 64 codes, every byte's first
+// field, then its second, ...: shifts and masks, no shuffles), so the weights are laid out in that
+// order too; this is the position of code j of k. Needs amx_enabled() and a_bits in {2, 4, 8}.
+inline int64_t gemm_amx_position(int64_t j, int bits) {
+  const int64_t per_byte = 8 / bits, r = j % 64;
+  return j / 64 * 64 + (64 / per_byte) * (r % per_byte) + r / per_byte;
+}
+void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
 
 // QGNN_STREAM_STORES=0 turns non-temporal output stores off (for measurements); read once.
 bool stream_stores_enabled();

@@ -30,7 +30,7 @@ from qgnn_cli.errors import ConfigError
 from qgnn_cli.export import PackedGraph, PackedModel, pack_model, write_artifact
 from qgnn_cli.export.ptq import calibrate, quantized_config
 from qgnn_cli.export.siteops import STAGES, StageClock
-from qgnn_cli.kernels import selected_isa, words_per_row
+from qgnn_cli.kernels import amx_enabled, selected_isa, words_per_row
 from qgnn_cli.nn import GraphOperator
 from qgnn_cli.train import TrainConfig, model_from_config, node_features, save_model
 
@@ -66,6 +66,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "isa": selected_isa(),
+            "gemm_units": "amx-int8" if selected_isa() == "avx512" and amx_enabled() else "simd",
             "torch": torch.__version__, "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

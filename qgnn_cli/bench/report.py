@@ -27,7 +27,8 @@ def title(result: dict) -> str:
 def table(result: dict) -> Table:
     t = Table(title=title(result), title_justify="left",
               caption=f"medians of {result['reps']} interleaved rounds; {result['machine']['cpu']}, "
-                      f"{result['machine']['torch_threads']} threads, kernels {result['machine']['isa']}")
+                      f"{result['machine']['torch_threads']} threads, kernels {result['machine']['isa']}"
+                      f" (GEMM {result['machine'].get('gemm_units', 'simd')})")
     columns = ["variant", "median ms", "vs fp32", "vs fp32 prealloc", "vs pyg", "gemm ms", "agg ms", "requant ms",
                "other ms", "bytes/edge", "ceiling (bytes)", "peak MB", "model KB"]
     for c in columns:
@@ -63,7 +64,8 @@ def markdown(result: dict, command: str) -> str:
     m = result["machine"]
     out = [f"### {title(result)}", "",
            f"`{command}` — {m['date']}, {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
-           f"kernels `{m['isa']}`, torch {m['torch']}; medians of {result['reps']} interleaved rounds "
+           f"kernels `{m['isa']}` (GEMM {m.get('gemm_units', 'simd')}), torch {m['torch']}; "
+           f"medians of {result['reps']} interleaved rounds "
            f"after {result['warmup']} warm-up.", "",
            "| variant | median ms | vs fp32 | vs fp32_prealloc | vs pyg | gemm / agg / requant / other ms | "
            "bytes/edge | byte ceiling | peak MB | model KB |",

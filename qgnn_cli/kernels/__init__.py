@@ -10,6 +10,7 @@ from qgnn_cli.kernels.chain import Chain
 from qgnn_cli.kernels.floor import gather_floor
 from qgnn_cli.kernels.gemm import gemm, gemm_requant
 from qgnn_cli.kernels.library import (
+    amx_enabled,
     cpu_features,
     extension_available,
     selected_isa,
@@ -35,6 +36,7 @@ __all__ = [
     "gather_floor",
     "smp_delta",
     "smp_update",
+    "amx_enabled",
     "cpu_features",
     "extension_available",
     "selected_isa",

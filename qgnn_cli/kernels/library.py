@@ -52,6 +52,11 @@ def supported_isas() -> list[str]:
     return list(_C.supported_isas()) if _C is not None else []
 
 
+def amx_enabled() -> bool:
+    """Whether the AVX-512 GEMM runs on AMX-INT8 tiles: CPU support, the OS grant, QGNN_AMX not 0."""
+    return bool(_C.amx_enabled()) if _C is not None else False
+
+
 def selected_isa() -> str:
     """The kernel path in use: ``generic``, ``avx2``, ``avx512``, or ``reference`` (no extension)."""
     return _C.selected_isa() if _C is not None else "reference"

@@ -29,6 +29,13 @@ def plan(request, monkeypatch):
     """QGNN_CHAIN_PLAN for the case (read by the kernels on every call)."""
     monkeypatch.setenv("QGNN_CHAIN_PLAN", request.param)
     return request.param
+
+
+@pytest.fixture(params=["1", "0"])
+def amx(request, monkeypatch):
+    """QGNN_AMX for the case: the AVX-512 GEMM on AMX-INT8 tiles or on VNNI."""
+    monkeypatch.setenv("QGNN_AMX", request.param)
+    return request.param
 # (bits, mult, skew) of the stages' grids and of the output grid: plain widths and BT*.
 GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 3)]
 
@@ -89,7 +96,7 @@ def test_spmm_requant_chain_is_exact(isa, grid, kind, seeded, plan):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("kind", ["relu_site", "rows", "bias"])
-def test_gemm_requant_chain_is_exact(isa, grid, kind, seeded, plan):
+def test_gemm_requant_chain_is_exact(isa, grid, kind, seeded, plan, amx):
     resolved = 0
     with kernels.use_isa(isa):
         for (n, k, o), (a_bits, w_bits) in GEMM_CASES:

@@ -2,7 +2,8 @@
 
 The integer dot products are exact and the zero points are folded in through row and column sums,
 so the float32 epilogue ``float(D) * (a_scale * w_scale[c]) + bias[c]`` sees the same integer as the
-reference; the kernels must not fuse the multiply and the bias add.
+reference; the kernels must not fuse the multiply and the bias add. Every case runs with the AVX-512
+path's AMX-INT8 tiles allowed and forbidden (QGNN_AMX; where the CPU has no AMX both run VNNI).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from qgnn_cli.kernels.gemm import gemm_reference, gemm_requant_reference
 from ._graphs import GEMM_CASES, gemm_case, isas, random_codes, random_zero
 
 ISAS = isas()
+
+
+@pytest.fixture(autouse=True, params=["1", "0"])
+def amx(request, monkeypatch):
+    monkeypatch.setenv("QGNN_AMX", request.param)
+    return request.param
 
 
 def _run(gen, n, k, o, a_bits, w_bits, a_mult=1, w_mult=1, bias=True):
