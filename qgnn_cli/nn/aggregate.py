@@ -18,6 +18,31 @@ from qgnn_cli.quant import QLRQuantizer, qlr
 from qgnn_cli.quant.ste import site_backward, site_forward
 
 
+def aggregate_forward(x, module, op, skew_in: int, skew_out: int):
+    """The quantized training aggregation's forward without autograd: ``(state, y)`` (see
+    :class:`_FusedAggregate`)."""
+    pre = x * op.dinv_col
+    st_in, (centred, scale) = site_forward(pre, module.input_q._parameters["alpha"], module.input_q, None, False,
+                                           skew_in)
+    summed = torch.sparse.mm(op.a1, centred)
+    out = (summed * scale) * op.dinv_col
+    st_out, y = site_forward(out, module.output_q._parameters["alpha"], module.output_q, None, True, skew_out)
+    return (st_in, st_out, summed, op), y
+
+
+def aggregate_backward(state, grad, need_x: bool = True, need_a_in: bool = True, need_a_out: bool = True):
+    """``(grad_x, grad_alpha_in, grad_alpha_out)``: what the six unfused nodes' backward gives."""
+    st_in, st_out, summed, op = state
+    g_out, ga_out = site_backward(st_out, grad, None, True, need_a_out)
+    g_prod = g_out * op.dinv_col  # d/d(summed * scale)
+    g_summed = g_prod * st_in.scale
+    g_scale = (g_prod * summed).sum()
+    g_centred = torch.sparse.mm(op.a1_t, g_summed)
+    g_pre, ga_in = site_backward(st_in, g_centred, g_scale, need_x, need_a_in)
+    g_x = g_pre * op.dinv_col if need_x else None
+    return g_x, ga_in, ga_out
+
+
 class _FusedAggregate(torch.autograd.Function):
     """A training-mode quantized aggregation in one autograd node: the pre-scaling, the input site,
     the sparse sum, the two products and the output site. The same ops in the same order as the
@@ -28,26 +53,22 @@ class _FusedAggregate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, alpha_in, alpha_out, module, op, skew_in: int, skew_out: int):
-        pre = x * op.dinv_col
-        st_in, (centred, scale) = site_forward(pre, alpha_in, module.input_q, None, False, skew_in)
-        summed = torch.sparse.mm(op.a1, centred)
-        out = (summed * scale) * op.dinv_col
-        st_out, y = site_forward(out, alpha_out, module.output_q, None, True, skew_out)
-        ctx.st_in, ctx.st_out, ctx.summed, ctx.op = st_in, st_out, summed, op
+        ctx.state, y = aggregate_forward(x, module, op, skew_in, skew_out)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        need_x, need_a_in, need_a_out = ctx.needs_input_grad[:3]
-        op, st_in = ctx.op, ctx.st_in
-        g_out, ga_out = site_backward(ctx.st_out, grad, None, True, need_a_out)
-        g_prod = g_out * op.dinv_col  # d/d(summed * scale)
-        g_summed = g_prod * st_in.scale
-        g_scale = (g_prod * ctx.summed).sum()
-        g_centred = torch.sparse.mm(op.a1_t, g_summed)
-        g_pre, ga_in = site_backward(st_in, g_centred, g_scale, need_x, need_a_in)
-        g_x = g_pre * op.dinv_col if need_x else None
+        g_x, ga_in, ga_out = aggregate_backward(ctx.state, grad, *ctx.needs_input_grad[:3])
         return g_x, ga_in, ga_out, None, None, None, None
+
+
+def fusable(module: "QAggregate"):
+    """``(skew_in, skew_out)`` where the module's training forward can run fused, else None."""
+    q_in, q_out = module.input_q, module.output_q
+    if not (module.training and qlr.FUSED and q_in.enabled and q_out.enabled):
+        return None
+    (init_in, skew_in), (init_out, skew_out) = q_in._python_state(), q_out._python_state()
+    return (skew_in, skew_out) if init_in and init_out else None
 
 
 class QAggregate(nn.Module):
@@ -61,11 +82,10 @@ class QAggregate(nn.Module):
         return [("input", self.input_q), ("output", self.output_q)]
 
     def forward(self, x: torch.Tensor, op: GraphOperator) -> torch.Tensor:
-        if self.training and qlr.FUSED and self.input_q.enabled and self.output_q.enabled:
-            (init_in, skew_in), (init_out, skew_out) = self.input_q._python_state(), self.output_q._python_state()
-            if init_in and init_out:
-                return _FusedAggregate.apply(x, self.input_q._parameters["alpha"],
-                                             self.output_q._parameters["alpha"], self, op, skew_in, skew_out)
+        skews = fusable(self)
+        if skews is not None:
+            return _FusedAggregate.apply(x, self.input_q._parameters["alpha"], self.output_q._parameters["alpha"],
+                                         self, op, *skews)
         pre = x * op.dinv_col
         if self.input_q.enabled:
             centred, scale = self.input_q.codes(pre)

@@ -32,11 +32,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from qgnn_cli.nn import aggregate as _agg
 from qgnn_cli.nn.aggregate import QAggregate
 from qgnn_cli.nn.energy import dirichlet_energy
 from qgnn_cli.nn.operator import GraphOperator
 from qgnn_cli.nn.sites import SitePlan
-from qgnn_cli.quant import QLRQuantizer
+from qgnn_cli.quant import QLRQuantizer, qlr
+from qgnn_cli.quant.ste import site_backward, site_forward
 
 PROP_MODES = ("smp", "appnp")
 GRAD_MODES = ("authors", "exact")
@@ -110,6 +112,46 @@ def smp_propagate(
     return x
 
 
+class _FusedStep(torch.autograd.Function):
+    """One training step of :func:`smp_propagate` (``mode="smp"``, ``grad="authors"``, quantized
+    aggregations) in one autograd node, for the per-node overhead of the eleven it replaces (three of
+    them python) that dominates a step on small graphs. Same ops, same order, so the same forward bits;
+    the backward is what autograd runs for the unfused step, op for op, and hands the gradients of
+    ``x`` back in the order autograd would add them: ``x`` is passed three times (its uses in
+    ``dx = x_half - x``, ``A(X)`` and ``keep * x``) and ``h`` once, in the order of the unfused
+    nodes' backward (latest first), so the sums into ``x``'s and ``h``'s gradient (``x`` is ``h`` at
+    step 0) associate the same way. Returns ``(X^{k+1}, dX)``, ``dX`` without gradient (for E_k)."""
+
+    @staticmethod
+    def forward(ctx, x_sub, h, x_agg, x_keep, *args):
+        (a_xi, a_xo, a_di, a_do, a_u, step, op, keep, smooth, eta, c2, skews) = args
+        x = x_sub
+        st_ax, ax = _agg.aggregate_forward(x, step.agg_x, op, *skews[0])
+        x_half = keep * x + smooth * ax + eta * h
+        dx = x_half - x
+        st_adx, adx = _agg.aggregate_forward(dx, step.agg_dx, op, *skews[1])
+        pre = x_half + c2 * adx
+        st_u = None
+        if skews[2] is not None:
+            st_u, pre = site_forward(pre, a_u, step.update, None, True, skews[2])
+        ctx.st = (st_ax, st_adx, st_u, keep, smooth, eta, c2)
+        ctx.mark_non_differentiable(dx)
+        return pre, dx
+
+    @staticmethod
+    def backward(ctx, grad, _grad_dx):
+        st_ax, st_adx, st_u, keep, smooth, eta, c2 = ctx.st
+        need = ctx.needs_input_grad
+        ga_u = None
+        if st_u is not None:
+            grad, ga_u = site_backward(st_u, grad, None, True, need[8])
+        g_dx, ga_di, ga_do = _agg.aggregate_backward(st_adx, grad * c2, True, need[6], need[7])
+        g_half = grad + g_dx
+        g_h = g_half * eta if need[1] else None
+        g_x, ga_xi, ga_xo = _agg.aggregate_backward(st_ax, g_half * smooth, True, need[4], need[5])
+        return (-g_dx, g_h, g_x, g_half * keep, ga_xi, ga_xo, ga_di, ga_do, ga_u) + (None,) * 7
+
+
 class PropStep(nn.Module):
     """The quantizer sites of one step: A(X), A(dX) (SMP only) and the update."""
 
@@ -140,7 +182,52 @@ class SMPPropagation(nn.Module):
         """Every step's sites, step by step, in forward order (see :class:`PropStep`)."""
         return [(f"steps.{k}.{n}", q) for k, step in enumerate(self.steps) for n, q in step.sites()]
 
+    def _fused_skews(self) -> list | None:
+        """Every step's (agg_x, agg_dx, update) skews where the whole propagation can run through
+        :class:`_FusedStep` (training, smp with the authors' gradient, every aggregation quantized
+        and initialised, the update sites quantized and initialised or off), else None."""
+        p = self.params
+        if not (self.training and qlr.FUSED and p.mode == "smp" and p.grad == "authors"):
+            return None
+        out = []
+        for step in self.steps:
+            sx, sdx = _agg.fusable(step.agg_x), _agg.fusable(step.agg_dx)
+            if sx is None or sdx is None:
+                return None
+            q = step.update
+            if q.enabled:
+                initialized, skew = q._python_state()
+                if not initialized:
+                    return None
+            else:
+                skew = None
+            out.append((sx, sdx, skew))
+        return out
+
+    def _forward_fused(self, h: torch.Tensor, op: GraphOperator, skews: list, trace: list | None) -> torch.Tensor:
+        """:func:`smp_propagate`'s loop with each step one :class:`_FusedStep` node."""
+        p = self.params
+        keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta
+        lam, s = p.lambda_init, p.s_init
+        budget = p.alpha_th * op.num_entries
+        x = h
+        for step, sk in zip(self.steps, skews):
+            alphas = [q._parameters["alpha"] for q in (step.agg_x.input_q, step.agg_x.output_q,
+                                                      step.agg_dx.input_q, step.agg_dx.output_q)]
+            a_u = step.update._parameters["alpha"] if sk[2] is not None else None
+            x, dx = _FusedStep.apply(x, h, x, x, *alphas, a_u, step, op, keep, smooth, p.eta,
+                                     2.0 * p.eta * lam, sk)
+            e_k = float(dirichlet_energy(dx, op))
+            lam, s = update_multipliers(lam, s, e_k, p, budget)
+            if trace is not None:
+                trace.append((lam, s, e_k))
+        return x
+
     def forward(self, h: torch.Tensor, op: GraphOperator, trace: list | None = None) -> torch.Tensor:
+        skews = self._fused_skews()
+        if skews is not None:
+            return self._forward_fused(h, op, skews, trace)
+
         def aggregate(k: int, which: str, t: torch.Tensor) -> torch.Tensor:
             step = self.steps[k]
             return (step.agg_x if which == "x" else step.agg_dx)(t, op)

@@ -80,3 +80,33 @@ def test_sites_are_listed_step_by_step():
                          "steps.0.agg_dx.output", "steps.0.update"]
     assert len(names) == 10
     assert len(SMPPropagation(2, SMPParams(mode="appnp"), SitePlan(4)).sites()) == 6
+
+
+@pytest.mark.parametrize("bits,bt", [(8, "none"), (2, "none"), (2, "bt*")])
+def test_fused_training_propagation_is_the_unfused_one_bit_for_bit(bits, bt, seeded, monkeypatch):
+    """nn/smp.py's one-node training steps against the module-by-module loop: the same output,
+    gradients of h (used by every step, and as X^0 by the first) and of every alpha, multiplier trace
+    and running ranges, as int32 bit patterns."""
+    from qgnn_cli.quant import qlr
+
+    g = ring_graph(30, 6)
+    op = GraphOperator.from_adj(g.adj)
+    h0 = torch.randn(30, 4, generator=seeded)
+    w = torch.randn(30, 4, generator=seeded)
+
+    def run(fused: bool):
+        torch.manual_seed(0)
+        prop = SMPPropagation(6, SMPParams(alpha_th=0.01, eta_lambda=1e-2), SitePlan(bits, bt)).train()
+        prop(h0, op)  # first batch: ranges and alphas
+        monkeypatch.setattr(qlr, "FUSED", fused)
+        h = (h0 * 1.3).requires_grad_()
+        trace: list = []
+        y = prop(h, op, trace)
+        (y * w).sum().backward()
+        monkeypatch.setattr(qlr, "FUSED", True)
+        tensors = [y.detach(), h.grad] + [q.alpha.grad for _, q in prop.sites() if q.enabled]
+        tensors += [b for n, b in prop.named_buffers() if "running" in n]
+        bits_of = [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
+        return bits_of, trace
+
+    assert run(True) == run(False)
