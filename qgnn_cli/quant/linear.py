@@ -133,8 +133,9 @@ class QLinear(nn.Module):
         """``(dropout(centred), scale)`` through :class:`_ConstantInputDropout` where it applies
         (training, a mostly-zero constant dense input, dropout on), else None."""
         q = self.input_q
+        # CPU only: there F.dropout draws its noise as below (CUDA's fused dropout draws differently).
         if not (self.training and qlr.FUSED and self.dropout > 0.0 and not x.requires_grad and x.dim() == 2
-                and x.is_contiguous() and x.dtype == torch.float32):
+                and x.is_contiguous() and x.dtype == torch.float32 and x.device.type == "cpu"):
             return None
         initialized, skew = q._python_state()
         if not initialized or q._constant_nonzeros(x)[0].numel() > _MAX_CONSTANT_DENSITY * x.numel():
@@ -144,7 +145,7 @@ class QLinear(nn.Module):
     def _codes_matmul_t(self, a, cw: torch.Tensor):
         """Training's sparse product of codes as one exact CSR product (``nn/features.py``), where the
         dropout keeps the codes integers; else None."""
-        if not (self.training and qlr.FUSED):
+        if not (self.training and qlr.FUSED and cw.device.type == "cpu"):
             return None
         k = _dropout_scale(self.dropout) if self.dropout > 0.0 else 1.0
         if not k.is_integer():

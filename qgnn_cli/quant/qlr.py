@@ -57,6 +57,11 @@ class QLRQuantizer(nn.Module):
         self._min_alpha, self._min_alpha_arg = _MIN_ALPHA_F32, MIN_ALPHA
         self._py_cache = self._const_cache = self._nonzero_cache = None
 
+    def __getstate__(self):
+        # the per-tensor caches hold weak references (not picklable) and are rebuilt on use
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_py_cache": None, "_const_cache": None, "_nonzero_cache": None}
+
     @property
     def enabled(self) -> bool:
         return self.bits != OFF
