@@ -4,6 +4,7 @@
 // float32 on its own, as the PyTorch reference computes them.
 #include "chain.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>

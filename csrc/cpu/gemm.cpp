@@ -17,6 +17,7 @@
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
+#include "tasks.h"
 
 namespace qgnn {
 namespace cpu {
@@ -186,10 +187,11 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   // At least ~4M multiply-adds per parallel chunk, so small products run inline.
   const int64_t tile_macs = kTileRows * std::max<int64_t>(k, 1) * o;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 22) / tile_macs);
-  at::parallel_for(0, (n + kTileRows - 1) / kTileRows, grain, [&](int64_t t0, int64_t t1) {
+  const int64_t tiles = (n + kTileRows - 1) / kTileRows;
+  share_tasks(tiles, (tiles + grain - 1) / grain, [&](const auto& take) {
     std::vector<uint8_t> buf(scratch_bytes + 64);
     void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    for (int64_t t = t0; t < t1; ++t) fn(g, t * kTileRows, std::min(n, (t + 1) * kTileRows), scratch);
+    for (int64_t t = take(); t < tiles; t = take()) fn(g, t * kTileRows, std::min(n, (t + 1) * kTileRows), scratch);
   });
   return out;
 }

@@ -12,6 +12,7 @@
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
+#include "tasks.h"
 
 namespace qgnn {
 namespace cpu {
@@ -51,10 +52,11 @@ at::Tensor quantize_pack_cpu(const at::Tensor& x_in, int64_t bits, double scale,
                 : selected_isa() == Isa::Avx2 ? &quantize_rows_avx2
                                               : &quantize_rows_generic;
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1));
-  at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+  const int64_t chunks = (rows + grain - 1) / grain;
+  share_tasks(chunks, chunks, [&](const auto& take) {
     std::vector<uint8_t> buf(quantize_scratch_bytes(words * 32) + 64);
     void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    fn(a, r0, r1, scratch);
+    for (int64_t c = take(); c < chunks; c = take()) fn(a, c * grain, std::min(rows, (c + 1) * grain), scratch);
   });
   return out;
 }

@@ -17,6 +17,7 @@
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
+#include "tasks.h"
 
 // Products and sums stay separate, as in the float32 PyTorch reference (no FMA contraction).
 #pragma GCC optimize("fp-contract=off")
@@ -201,10 +202,10 @@ at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
   // Small graphs (Cora, PubMed: a millisecond of work) run on the calling thread: waking the pool costs
   // more than it saves there, and much more when other processes hold the cores.
   const int64_t grain = a.nnz + a.rows * ((a.cols + 15) / 16) < (int64_t{1} << 20) ? std::max<int64_t>(blocks, 1) : 1;
-  at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+  share_tasks(blocks, (blocks + grain - 1) / std::max<int64_t>(grain, 1), [&](const auto& take) {
     std::vector<int32_t> buf(static_cast<size_t>(smp_scratch_ints(a.cols)) + 16);
     int32_t* acc = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    for (int64_t b = b0; b < b1; ++b) partial[b] = fn(a, b * kBlock, std::min(a.rows, (b + 1) * kBlock), acc);
+    for (int64_t b = take(); b < blocks; b = take()) partial[b] = fn(a, b * kBlock, std::min(a.rows, (b + 1) * kBlock), acc);
   });
   double sum = 0.0;
   int64_t bad = 0;

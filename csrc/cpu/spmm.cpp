@@ -19,6 +19,7 @@
 #include "isa.h"
 #include "kernels.h"
 #include "output_cache.h"
+#include "tasks.h"
 
 namespace qgnn {
 namespace cpu {
@@ -166,8 +167,7 @@ int prefetch_distance() {
 }
 
 // Contiguous row ranges of about equal cost (edges + a per-row overhead), many more than threads:
-// at::parallel_for hands each thread a contiguous run of tasks, so equal-cost tasks balance the
-// power-law degrees without a dynamic schedule.
+// the threads take them one at a time (tasks.h), which balances the power-law degrees.
 std::vector<int64_t> split_rows(const int64_t* indptr, int64_t rows, int64_t tasks) {
   constexpr int64_t kRowCost = 4;
   const int64_t total = indptr[rows] + kRowCost * rows;
@@ -270,11 +270,11 @@ void run_rows(const SpmmArgs& a, int64_t rows, RowsFn fn) {
   const int64_t tasks = static_cast<int64_t>(bounds.size()) - 1;
   const size_t scratch_bytes = spmm_scratch_bytes(a);
   std::atomic<int64_t> bad{0};
-  at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+  share_tasks(tasks, tasks, [&](const auto& take) {
     std::vector<uint8_t> buf(scratch_bytes + 64);
     void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
     int64_t local = 0;
-    for (int64_t t = t0; t < t1; ++t) local += fn(a, bounds[t], bounds[t + 1], scratch);
+    for (int64_t t = take(); t < tasks; t = take()) local += fn(a, bounds[t], bounds[t + 1], scratch);
     if (local) bad += local;
   });
   TORCH_CHECK(bad.load() == 0, "spmm: malformed CSR (", bad.load(),
@@ -336,9 +336,9 @@ at::Tensor gather_floor_cpu(const at::Tensor& indptr, const at::Tensor& indices,
                      : selected_isa() == Isa::Avx2 ? &gather_floor_rows_avx2
                                                    : &gather_floor_rows_generic;
   std::atomic<int64_t> bad{0};
-  at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+  share_tasks(tasks, tasks, [&](const auto& take) {
     int64_t local = 0;
-    for (int64_t t = t0; t < t1; ++t) local += fn(a, bounds[t], bounds[t + 1], dst);
+    for (int64_t t = take(); t < tasks; t = take()) local += fn(a, bounds[t], bounds[t + 1], dst);
     if (local) bad += local;
   });
   TORCH_CHECK(bad.load() == 0, "gather_floor: malformed CSR");
