@@ -25,6 +25,7 @@ def system_info() -> dict:
         "extension": "built" if kernels.extension_available() else f"not built ({EXTENSION_ERROR})",
         "kernel_path": kernels.selected_isa(),
         "supported_paths": kernels.supported_isas(),
+        "gemm_amx_int8": kernels.amx_enabled(),
         "cpu_features": features,
         "cuda_available": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -33,6 +33,14 @@ def test_features_agree_with_supported_paths():
     assert ("avx2" in supported) == all(features[f] for f in ("avx2", "fma", "bmi2"))
 
 
+def test_amx_needs_the_cpu_and_can_be_turned_off(monkeypatch):
+    features = kernels.cpu_features()
+    if not (features["amx-tile"] and features["amx-int8"]):
+        assert not kernels.amx_enabled()
+    monkeypatch.setenv("QGNN_AMX", "0")
+    assert not kernels.amx_enabled()
+
+
 @pytest.mark.parametrize("isa", kernels.supported_isas())
 def test_use_isa_forces_and_restores(isa):
     before = kernels.selected_isa()
