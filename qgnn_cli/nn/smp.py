@@ -210,12 +210,15 @@ class SMPPropagation(nn.Module):
         keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta
         lam, s = p.lambda_init, p.s_init
         budget = p.alpha_th * op.num_entries
+        # the step's constant factors as 0-d float32 tensors: the same float32 products as the python
+        # numbers (which an op casts to float32), without wrapping a number in a tensor on every use
+        keep_t, smooth_t, eta_t = (torch.tensor(v, dtype=torch.float32) for v in (keep, smooth, p.eta))
         x = h
         for step, sk in zip(self.steps, skews):
             alphas = [q._parameters["alpha"] for q in (step.agg_x.input_q, step.agg_x.output_q,
                                                       step.agg_dx.input_q, step.agg_dx.output_q)]
             a_u = step.update._parameters["alpha"] if sk[2] is not None else None
-            x, dx = _FusedStep.apply(x, h, x, x, *alphas, a_u, step, op, keep, smooth, p.eta,
+            x, dx = _FusedStep.apply(x, h, x, x, *alphas, a_u, step, op, keep_t, smooth_t, eta_t,
                                      2.0 * p.eta * lam, sk)
             e_k = float(dirichlet_energy(dx, op))
             lam, s = update_multipliers(lam, s, e_k, p, budget)
