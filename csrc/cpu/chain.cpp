@@ -100,7 +100,6 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
     const Grid& g = p.counted;
     for (int j = 0; j < levels; ++j) p.level[j] = static_cast<float>(j * g.mult - g.zero) * g.scale;
   }
-  p.per_col = per_col;
   p.cols_pad = (cols + 15) / 16 * 16;
   hold->thr.assign(static_cast<size_t>(p.counts * p.cols_pad), 0.0f);
   p.thr = hold->thr.data();

@@ -9,7 +9,7 @@
 
 #include "kernels.h"
 
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,bmi2,amx-tile,amx-int8")
 
 namespace qgnn {
 namespace cpu {

@@ -42,7 +42,7 @@ bool isa_supported(Isa isa) {
     case Isa::Avx2: return cpu_has("avx2") && cpu_has("fma") && cpu_has("bmi2");
     case Isa::Avx512:
       return cpu_has("avx512f") && cpu_has("avx512bw") && cpu_has("avx512vl") &&
-             cpu_has("avx512vnni");
+             cpu_has("avx512vnni") && cpu_has("bmi2");
   }
   return false;
 }

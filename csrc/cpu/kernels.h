@@ -53,7 +53,6 @@ struct ChainPlan {
   int counts;        // thresholds per column: L - 1 (L = 2^bits of the counted grid, <= 16)
   int64_t cols_pad;  // row stride of thr: cols rounded up to 16
   const float* thr;  // [counts][cols_pad]: smallest value whose code exceeds k (NaN: none does)
-  bool per_col;      // thresholds differ by column (an add_col before the counted grid)
   Chain prefix;      // the stages before the counted grid
   Grid counted;
   bool lut;          // the code goes through the per-row table
