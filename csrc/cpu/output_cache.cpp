@@ -21,7 +21,7 @@ namespace {
 
 constexpr size_t kMinBytes = size_t(8) << 20;
 constexpr size_t kAlign = size_t(2) << 20;
-constexpr size_t kMaxBlocks = 4;
+constexpr size_t kMaxBlocks = 16;
 
 struct Block {
   void* ptr;

@@ -185,7 +185,7 @@ class PackedModel:
             with clock("requant"):
                 return to_next.dst.pack(apply_chain_reference(out, *to_next.chain_args()))
         with clock("requant"):
-            return requant(out, o_grid)
+            return requant(out, o_grid, inplace=True)  # `out` is this op's own fresh result
 
     def _aggregate(self, prefix: str, x: torch.Tensor | None, g: PackedGraph, clock, inplace: bool = False,
                    packed_out: bool = False, codes: torch.Tensor | None = None, cols: int = 0,
@@ -251,7 +251,11 @@ class PackedModel:
         else:
             out = self._forward_gcn(g, x, clock)
         with clock("other"):
-            return F.log_softmax(out, dim=-1)
+            # In place, into the last op's own result: F.log_softmax's kernel (same bits) without a
+            # fresh N x classes output, whose page faults cost as much as the arithmetic at 2M nodes.
+            if out.dtype != torch.float32 or not out.is_contiguous():
+                return F.log_softmax(out, dim=-1)
+            return torch._log_softmax(out, -1, False, out=out)
 
     def predict(self, graph, x: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         return self.forward(graph, x, **kwargs).argmax(dim=1)
