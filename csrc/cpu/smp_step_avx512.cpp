@@ -106,32 +106,30 @@ int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, i
   const int64_t words = a.agg_words, stride = words * 4;
   const uint64_t rows = static_cast<uint64_t>(a.rows);
   int64_t deg = 0, skipped = 0;
+  // add(row) for every valid neighbour, prefetching kPrefetch edges ahead.
+  const auto each_neighbour = [&](auto add) __attribute__((always_inline)) {
+    for (int64_t e = begin; e < end; ++e) {
+      if (e + kPrefetch < nnz) prefetch(base + static_cast<uint32_t>(indices[e + kPrefetch]) * stride);
+      const uint32_t j = static_cast<uint32_t>(indices[e]);
+      if (j >= rows) {
+        ++skipped;
+        continue;
+      }
+      add(agg + static_cast<int64_t>(j) * words);
+      ++deg;
+    }
+  };
   if (groups == 1) {  // one register of sums
     const __mmask16 m = group_mask(stride, 0, BITS);
     __m512i acc = _mm512_setzero_si512();
-    for (int64_t e = begin; e < end; ++e) {
-      if (e + kPrefetch < nnz) prefetch(base + static_cast<uint32_t>(indices[e + kPrefetch]) * stride);
-      const uint32_t j = static_cast<uint32_t>(indices[e]);
-      if (j >= rows) {
-        ++skipped;
-        continue;
-      }
-      acc = _mm512_add_epi32(acc, expand<BITS>(_mm_maskz_loadu_epi8(m, base + j * stride)));
-      ++deg;
-    }
+    each_neighbour([&](const uint32_t* row) __attribute__((always_inline)) {
+      acc = _mm512_add_epi32(acc, expand<BITS>(_mm_maskz_loadu_epi8(m, row)));
+    });
     sums[0] = acc;
   } else {
-    for (int64_t e = begin; e < end; ++e) {
-      if (e + kPrefetch < nnz) prefetch(base + static_cast<uint32_t>(indices[e + kPrefetch]) * stride);
-      const uint32_t j = static_cast<uint32_t>(indices[e]);
-      if (j >= rows) {
-        ++skipped;
-        continue;
-      }
-      const uint32_t* row = agg + static_cast<int64_t>(j) * words;
+    each_neighbour([&](const uint32_t* row) __attribute__((always_inline)) {
       for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_add_epi32(sums[grp], codes_at(row, stride, grp, BITS));
-      ++deg;
-    }
+    });
   }
   *bad += skipped;
   return deg;
