@@ -18,7 +18,7 @@ from qgnn_cli.kernels.smp import MODES, OFF, smp_delta_reference, smp_update_ref
 from ._graphs import csr, isas, random_codes, random_zero, skewed_degrees
 
 ISAS = isas()
-WIDTHS = (1, 3, 16, 17, 33, 130)
+WIDTHS = (1, 3, 7, 8, 12, 16, 17, 33, 130)  # 8, 12: 8- and 12-byte 8-bit rows; 7: Cora's classes
 GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 0), (2, 85, 20), (2, 85, -42)]  # (bits, mult, skew)
 CONSTS = dict(keep=0.0, smooth=0.9, eta=0.1)  # SMP's mu = 9, eta = 0.1: 1 - (1 + mu) eta is 0 in float64
 OFF_GRID = (OFF, 1.0, 0, 1, 0)
