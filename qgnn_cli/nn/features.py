@@ -2,8 +2,9 @@
 
 Citation-graph features are 1-2 % nonzero. Carrying only the nonzeros makes the first layer's input
 site quantize ~50k values instead of ~4M and its product a gather-and-sum, in FP32 and quantized runs
-alike. Quantization keeps zeros at zero (0 is always on the grid: ``lo <= 0 <= hi``), so the result is
-the dense computation's, bit for bit, once the codes are integers.
+alike. 0 is always on the grid (``lo <= 0 <= hi``), and its code is 0 except on a BT grid whose zero
+point plus skew is not a multiple of its step (``QLRQuantizer.zero_code``; ``QLinear`` then takes the
+dense input), so the result is the dense computation's, bit for bit, once the codes are integers.
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ class SparseFeatures:
         out = torch.zeros(self.shape, dtype=self.values.dtype)
         out[self.rows, self.cols] = self.values
         return out
+
+    def dense(self) -> torch.Tensor:
+        """``to_dense()``, kept while ``values`` is the same, unchanged tensor (input features are)."""
+        st = self._structure()
+        c = st.get("dense")
+        if c is None or c[0] is not self.values or c[1] != self.values._version:
+            c = st["dense"] = (self.values, self.values._version, self.to_dense())
+        return c[2]
 
     def _structure(self) -> dict:
         st = self.structure

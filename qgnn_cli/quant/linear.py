@@ -9,7 +9,8 @@ fuse it into re-quantization: a ReLU output's grid spends no level on negatives,
 the difference between one positive level and three. This is is ``kernels/gemm.py``'s reference with a per-tensor weight grid. The integer sums are exact in
 float32 while they stay below 2^24; in eval mode they are taken in float64, exact always, as the
 integer kernels are. The input may be :class:`~qgnn_cli.nn.features.SparseFeatures` (the nonzeros of
-a sparse feature matrix): the same products, summed over the nonzeros only.
+a sparse feature matrix): the same products, summed over the nonzeros only, where the code of 0 is 0
+(a BT input grid may give 0 another code: then the input is made dense).
 
 ``dropout`` (training only) is applied to the input *after* its quantizer, to the centred codes: the
 site then sees the same tensor in training and in eval, so the range it freezes fits the eval input.
@@ -154,6 +155,8 @@ class QLinear(nn.Module):
         return a.matmul_t_codes(cw, levels(self.input_q) * k * levels(self.weight_q))
 
     def forward(self, x) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) and self.input_q.zero_code(x.values, x.numel) != 0.0:
+            x = x.dense()  # the implicit zeros have a nonzero code: sums over the nonzeros would miss it
         sparse = not isinstance(x, torch.Tensor)
         values, total = (x.values, x.numel) if sparse else (x, None)
         if self.input_q.enabled and self.weight_q.enabled:

@@ -14,6 +14,7 @@ A site with ``bits = 32`` is off: it passes tensors through and reports ``grid()
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 from qgnn_cli.kernels import rounding
 from qgnn_cli.quant.bt import bt_mult, check_bt, skew_of
 from qgnn_cli.quant.init import search_alpha
-from qgnn_cli.quant.ste import TrainSite, centred_codes
+from qgnn_cli.quant.ste import TrainSite, centred_codes, site_grid
 
 OFF = 32
 MOMENTUM = 0.1
@@ -38,6 +39,13 @@ def check_site_bits(bits: int) -> int:
     if bits != OFF:
         rounding.check_bits(bits)
     return bits
+
+
+@functools.lru_cache(maxsize=256)
+def _zero_code(zero: float, skew: int, bits: int, mult: int) -> float:
+    """The centred code of 0.0 on a grid (its scale does not matter: 0 / scale is 0)."""
+    with torch.no_grad():
+        return float(centred_codes(torch.zeros(1), torch.tensor(1.0), zero, bits, mult, skew))
 
 
 class QLRQuantizer(nn.Module):
@@ -178,6 +186,25 @@ class QLRQuantizer(nn.Module):
         with torch.no_grad():
             scale, zero = self.qparams()
         return (self.bits, float(scale), int(zero), self.mult, int(self.skew))
+
+    @torch.no_grad()
+    def zero_code(self, x: torch.Tensor, total: int | None = None) -> float:
+        """The centred code of 0.0 on the grid that ``codes(x, total)`` uses next, without changing the
+        site. It is 0 unless a BT grid moves it (zero point and skew rounded to a multiple of 85), and
+        only where it is 0 do sums over the nonzeros of a sparse tensor equal the dense sums."""
+        if not self.enabled or self.mult == 1:
+            return 0.0
+        initialized, skew = self._python_state()
+        if not self.training:
+            _, zero, skew = self._eval_grid()
+        else:  # the batch's range, as TrainSite and the first batch's _observe take it
+            lo, hi = torch.aminmax(x) if x.requires_grad else self._constant_aminmax(x)
+            if total is not None and total > x.numel():
+                lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+            _, _, zero = site_grid(self.alpha, self, float(lo), float(hi))
+            if not initialized:
+                skew = skew_of(x, self.bt, total)
+        return _zero_code(float(zero), int(skew), self.bits, self.mult)
 
     # -- quantization --------------------------------------------------------------------------------
     def codes(self, x: torch.Tensor, total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

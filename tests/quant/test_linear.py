@@ -114,3 +114,28 @@ def test_training_sparse_codes_product_is_the_gather_scatter_one_bit_for_bit(bit
         return [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
 
     assert run(True) == run(False)
+
+
+@pytest.mark.parametrize("case", ["very sparse", "negative"])
+def test_sparse_input_whose_zero_has_a_nonzero_code_gives_the_dense_result(case, seeded):
+    """A BT* input grid can give 0 a nonzero code: a skew of 43 or more (features sparser than ~0.05 %)
+    or a zero point off the 85-step (negative features). The sparse path must then sum it too."""
+    x = torch.zeros(300, 200)
+    if case == "very sparse":
+        at = torch.randperm(x.numel(), generator=seeded)[:8]
+        x.view(-1)[at] = torch.rand(8, generator=seeded) + 0.5
+    else:
+        keep = torch.rand(300, 200, generator=seeded) < 0.03
+        x[keep] = torch.rand(int(keep.sum()), generator=seeded) - 0.3
+    sx = SparseFeatures.from_dense(x)
+    lin = trained_linear(2, x, "bt*")
+    lin_sparse = trained_linear(2, sx, "bt*")
+    assert lin.input_q.zero_code(x) != 0.0  # the case is the one named
+    assert lin_sparse.input_q.zero_code(sx.values, sx.numel) == lin.input_q.zero_code(x)
+    assert torch.equal(lin.input_q.skew, lin_sparse.input_q.skew)
+    lin_sparse.load_state_dict(lin.state_dict())
+    with torch.no_grad():
+        assert torch.equal(lin(x), lin_sparse(sx))
+        lin.train(), lin_sparse.train()
+        assert lin_sparse.input_q.zero_code(sx.values, sx.numel) == lin.input_q.zero_code(x) != 0.0
+        assert torch.equal(lin(x), lin_sparse(sx))
