@@ -31,10 +31,14 @@ inline V v_unpacklo16(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
 inline V v_unpackhi16(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
 inline M v_mask(int n) { return static_cast<M>((1u << n) - 1u); }
 // Load no wider than the row: a 64-byte masked load of a 32-byte row would still touch the next
-// cache line (the INT2 floor at F = 128 ran at half speed that way).
+// cache line (the INT2 floor at F = 128 ran at half speed that way). Whole 64-, 32- and 16-byte
+// chunks take plain loads, which random gathers of aligned rows ran ~5 % faster in a probe.
 inline V v_load(const uint32_t* p, M m) {
+  if (m == 0xFFFFu) return _mm512_loadu_si512(p);
   if (m & 0xFF00u) return _mm512_maskz_loadu_epi32(m, p);
+  if (m == 0x00FFu) return _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   if (m & 0x00F0u) return _mm512_zextsi256_si512(_mm256_maskz_loadu_epi32(static_cast<__mmask8>(m), p));
+  if (m == 0x000Fu) return _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm512_zextsi128_si512(_mm_maskz_loadu_epi32(static_cast<__mmask8>(m), p));
 }
 inline void v_store(void* p, V x) { _mm512_store_si512(p, x); }
