@@ -102,7 +102,8 @@ inline __m512i codes16(__m512 x, const Grid16& g, __mmask16 m) { return _mm512_m
 // sums[grp] = the code sums of every valid neighbour of row i (int32 lanes); returns the edges used.
 // Everything the edge loop reads lives in locals: a store through `bad` could alias the argument struct.
 template <int BITS>
-int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, int64_t* bad) {
+__attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums,
+                                                     int64_t* bad) {
   const int64_t begin = a.indptr[i], end = a.indptr[i + 1], nnz = a.nnz;
   int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << BITS) - 1);
   limit = 2147483647LL / (limit > a.agg_in.zero ? limit : (a.agg_in.zero > 0 ? a.agg_in.zero : 1));
@@ -172,8 +173,32 @@ inline __m512i aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m
   return codes16(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di), agg_out, m);
 }
 
-inline __m512 row_value(const uint32_t* rows, int64_t words, int64_t i, int64_t grp, const Grid& g) {
-  return value16(codes_at(rows + i * words, words * 4, grp, g.bits), g);
+inline __m512 row_value(const uint32_t* rows, int64_t words, int64_t i, int64_t grp, const Grid& g, int bits) {
+  return value16(codes_at(rows + i * words, words * 4, grp, bits), g);
+}
+
+// B > 0: every grid the rows use has B bits and a row is one group of 16 codes (SMP's rows are as wide
+// as the class count), so the bit-width switches fold and the gather is inlined; B = 0: any step.
+template <int B>
+struct Uniform {
+  static int bits(const Grid& g) { return B ? B : g.bits; }
+  static int64_t groups(const SmpStepArgs& a) { return B ? 1 : (a.cols + 15) / 16; }
+  static int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums, int64_t* bad) {
+    return B ? qgnn::cpu::gather<B ? B : 2>(a, i, 1, sums, bad) : gather_rt(a, i, groups, sums, bad);
+  }
+};
+
+// The B of Uniform<B> for these grids and columns (2 or 4), else 0.
+template <size_t N>
+int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
+  if (cols < 1 || cols > 16) return 0;
+  int b = 0;
+  for (const Grid* g : grids) {
+    if (g == nullptr) continue;
+    if (b == 0) b = g->bits;
+    if (g->bits != b) return 0;
+  }
+  return b == 2 || b == 4 ? b : 0;
 }
 
 // x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
@@ -198,54 +223,57 @@ inline void add_products(__m512d* acc, __m512 u, __m512 v, __mmask16 m) {
 
 inline double total(const __m512d* acc) { return _mm512_reduce_add_pd(_mm512_add_pd(acc[0], acc[1])); }
 
-}  // namespace
-
-SmpRows smp_delta_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+template <int B>
+SmpRows delta_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+  using U = Uniform<B>;
   const SmpStepArgs a = a_in;  // a local copy: its grids stay in registers across the stores below
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
-  const int64_t groups = (a.cols + 15) / 16;
+  const int64_t groups = U::groups(a);
   const Grid16 g_agg(a.agg_out), g_out(a.out_grid);  // the quantizers' constants, once per call
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
-    const int64_t deg = gather_rt(a, i, groups, sums, &bad);
+    const int64_t deg = U::gather(a, i, groups, sums, &bad);
     const __m512 di = _mm512_set1_ps(a.dinv[i]);
     uint32_t* ax_row = a.ax_out + i * a.ax_out_words;
     uint32_t* dst = a.out_codes + i * a.out_words;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
       const __m512i qax = aggregated16(a, sums[grp], deg, di, g_agg, m);
-      pack16(qax, a.agg_out.bits, grp, groups, ax_row, a.ax_out_words);
+      pack16(qax, U::bits(a.agg_out), grp, groups, ax_row, a.ax_out_words);
       __m512 half, dx;
-      half16(a, row_value(a.x, a.x_words, i, grp, a.gx), value16(qax, a.agg_out),
-             row_value(a.h, a.h_words, i, grp, a.gh), &half, &dx);
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)), value16(qax, a.agg_out),
+             row_value(a.h, a.h_words, i, grp, a.gh, U::bits(a.gh)), &half, &dx);
       if (a.out_float != nullptr) _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, dx);
       add_products(acc, dx, dx, m);
-      pack16(codes16(_mm512_mul_ps(dx, di), g_out, m), a.out_grid.bits, grp, groups, dst, a.out_words);
+      pack16(codes16(_mm512_mul_ps(dx, di), g_out, m), U::bits(a.out_grid), grp, groups, dst, a.out_words);
     }
   }
   return SmpRows{total(acc), bad};
 }
 
-SmpRows smp_update_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+template <int B>
+SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scratch) {
+  using U = Uniform<B>;
   const SmpStepArgs a = a_in;
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
   const Grid &gu = a.out_grid, &gn = a.next_grid;
-  const int64_t groups = (a.cols + 15) / 16;
+  const int64_t groups = U::groups(a);
   const Grid16 g_agg(a.agg_out), g_upd(gu), g_next(gn);  // the quantizers' constants, once per call
   const __m512 c = _mm512_set1_ps(a.c);
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
-    const int64_t deg = a.mode != 2 ? gather_rt(a, i, groups, sums, &bad) : 0;
+    const int64_t deg = a.mode != 2 ? U::gather(a, i, groups, sums, &bad) : 0;
     const __m512 di = _mm512_set1_ps(a.dinv[i]);
     uint32_t* dst = a.out_codes != nullptr ? a.out_codes + i * a.out_words : nullptr;
     uint32_t* pre = a.pre != nullptr ? a.pre + i * a.pre_words : nullptr;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
       __m512 x, dx;
-      half16(a, row_value(a.x, a.x_words, i, grp, a.gx), row_value(a.ax, a.ax_words, i, grp, a.gax),
-             row_value(a.h, a.h_words, i, grp, a.gh), &x, &dx);
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)),
+             row_value(a.ax, a.ax_words, i, grp, a.gax, U::bits(a.gax)),
+             row_value(a.h, a.h_words, i, grp, a.gh, U::bits(a.gh)), &x, &dx);
       if (a.mode != 2) {
         const __m512 adx = value16(aggregated16(a, sums[grp], deg, di, g_agg, m), a.agg_out);
         add_products(acc, dx, adx, m);
@@ -253,15 +281,39 @@ SmpRows smp_update_rows_avx512(const SmpStepArgs& a_in, int64_t r0, int64_t r1, 
       }
       if (dst != nullptr) {  // the update site: its codes, and their values for the next aggregation
         const __m512i q = codes16(x, g_upd, m);
-        pack16(q, gu.bits, grp, groups, dst, a.out_words);
+        pack16(q, U::bits(gu), grp, groups, dst, a.out_words);
         x = value16(q, gu);
       } else {
         _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, x);
       }
-      if (pre != nullptr) pack16(codes16(_mm512_mul_ps(x, di), g_next, m), gn.bits, grp, groups, pre, a.pre_words);
+      if (pre != nullptr)
+        pack16(codes16(_mm512_mul_ps(x, di), g_next, m), U::bits(gn), grp, groups, pre, a.pre_words);
     }
   }
   return SmpRows{total(acc), bad};
+}
+
+}  // namespace
+
+SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
+  const Grid* const grids[] = {&a.agg_in, &a.agg_out, &a.gx, &a.gh, &a.out_grid};
+  switch (uniform_bits(a.cols, grids)) {
+    case 2: return delta_rows<2>(a, r0, r1, scratch);
+    case 4: return delta_rows<4>(a, r0, r1, scratch);
+    default: return delta_rows<0>(a, r0, r1, scratch);
+  }
+}
+
+SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
+  const Grid* agg_in = a.mode != 2 ? &a.agg_in : nullptr;
+  const Grid* out = a.out_codes != nullptr ? &a.out_grid : nullptr;
+  const Grid* next = a.pre != nullptr ? &a.next_grid : nullptr;
+  const Grid* const grids[] = {agg_in, &a.agg_out, &a.gx, &a.gax, &a.gh, out, next};
+  switch (uniform_bits(a.cols, grids)) {
+    case 2: return update_rows<2>(a, r0, r1, scratch);
+    case 4: return update_rows<4>(a, r0, r1, scratch);
+    default: return update_rows<0>(a, r0, r1, scratch);
+  }
 }
 
 }  // namespace cpu

@@ -110,6 +110,20 @@ def test_update_matches_reference(isa, spec, cols, mode, seeded):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("spec", [(2, 1, 0), (4, 1, 0), (2, 85, 0), (2, 85, 20)])
+@pytest.mark.parametrize("cols", (1, 7, 16))
+def test_one_bit_width_for_every_site(isa, spec, cols, seeded):
+    """Every grid of the same width and rows of at most 16 codes: the AVX-512 unit's specialised rows."""
+    with kernels.use_isa(isa):
+        graph, pre, x, h, grids = _delta_case(29, cols, [spec] * 5, seeded, degrees=skewed_degrees(29, seeded))
+        _check_delta(graph, pre, x, h, cols, grids, CONSTS)
+        graph, dxc, x, ax, h, grids = _update_case(29, cols, [spec] * 7, seeded, degrees=skewed_degrees(29, seeded))
+        for mode in MODES:
+            for u, n in ((grids[5], grids[6]), (grids[5], OFF_GRID), (OFF_GRID, grids[6])):
+                _check_update(graph, dxc, x, ax, h, cols, [*grids[:5], u, n], CONSTS, 0.0291, mode)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("bits", (2, 4, 8))
 def test_ties_round_half_to_even(isa, bits, seeded):
     # Scales and constants that are powers of two make x / scale land exactly on m + 0.5 often.
