@@ -5,12 +5,13 @@ Forward, with ``ca``/``cw`` the integer-valued centred codes of input and weight
     out = Q_out(act(((ca @ cw.T) * (a_scale * w_scale)) + bias))
 
 with ``act`` ReLU or the identity. The activation is fused before the output site, as integer kernels
-fuse it into re-quantization: a ReLU output's grid spends no level on negatives, which at 2 bits is
-the difference between one positive level and three. This is is ``kernels/gemm.py``'s reference with a per-tensor weight grid. The integer sums are exact in
-float32 while they stay below 2^24; in eval mode they are taken in float64, exact always, as the
-integer kernels are. The input may be :class:`~qgnn_cli.nn.features.SparseFeatures` (the nonzeros of
-a sparse feature matrix): the same products, summed over the nonzeros only, where the code of 0 is 0
-(a BT input grid may give 0 another code: then the input is made dense).
+fuse it into re-quantization: a ReLU output's grid spends no level on negatives, which at 2 bits is the
+difference between one positive level and three. This is ``kernels/gemm.py``'s reference with a
+per-tensor weight grid. The integer sums are exact in float32 while they stay below 2^24; in eval mode
+they are taken in float64, exact always, as the integer kernels are. The input may be
+:class:`~qgnn_cli.nn.features.SparseFeatures` (the nonzeros of a sparse feature matrix): the same
+products, summed over the nonzeros only, where the code of 0 is 0 (a BT input grid may give 0 another
+code: then the input is made dense).
 
 ``dropout`` (training only) is applied to the input *after* its quantizer, to the centred codes: the
 site then sees the same tensor in training and in eval, so the range it freezes fits the eval input.
