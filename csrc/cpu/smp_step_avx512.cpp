@@ -33,10 +33,9 @@ inline int64_t group_bytes(int64_t nbytes, int64_t grp, int bits) {
   return left < 2 * bits ? left : 2 * bits;
 }
 
-// The N <= 16 bytes at p in the low bytes of a register, zero above, Plain
-// loads of exactly 2, 4, 8 or 16 bytes where N is one of those: a masked 16-byte access of a
-// narrower row costs more and may straddle a cache line (random 4-byte rows gathered 1.2-1.5x
-// slower through _mm_maskz_loadu_epi8).
+// The N <= 16 bytes at p in the low bytes of a register, zero above: one plain load where N is 2, 4,
+// 8 or 16. A masked 16-byte load of a narrower row costs more and may straddle a cache line (random
+// 4-byte rows gathered 1.2-1.5x slower through _mm_maskz_loadu_epi8).
 template <int N>
 inline __m128i load_bytes(const uint8_t* p) {
   if constexpr (N == 2 || N == 4) {
