@@ -6,8 +6,8 @@
 // output_empty(): when the returned tensor dies its block goes back to a small cache (the most
 // recently released kMaxBlocks = 32 blocks within QGNN_OUTPUT_CACHE_MB megabytes, default 4096; 0
 // disables) and the next call of a similar size takes it, already mapped — the same idea as the CUDA
-// caching allocator. Small outputs use at::empty. A packed GCN forward frees 7 such blocks; 32 let
-// three models run in turn (qgnn bench's INT8/INT4/INT2) without evicting each other's blocks.
+// caching allocator. Small outputs use at::empty. A packed GCN forward frees about 8 such blocks; 32
+// leave room for three models run in turn (qgnn bench: INT8, INT4, INT2).
 //
 // New blocks of up to kMaxHugeBytes (packed rows: the tables that the SpMM and SMP kernels gather
 // from at random) are advised for transparent huge pages. With 4 KB pages nearly every random row of a
