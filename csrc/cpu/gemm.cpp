@@ -23,7 +23,6 @@ namespace qgnn {
 namespace cpu {
 
 namespace {
-constexpr int64_t kTileRows = 48;
 inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v))); }
 }  // namespace
 
@@ -34,12 +33,13 @@ size_t gemm_scratch_bytes(const GemmArgs& a) {
 }
 
 size_t gemm_acc_offset(const GemmArgs& a) {
-  return gemm_tile_offset(a) + (static_cast<size_t>(kTileRows) * a.o_pad * 4 + static_cast<size_t>(a.o_pad) * 8 + 512 + 63) /
-                                   64 * 64;
+  const size_t tile_and_codes =
+      static_cast<size_t>(kGemmTileRows) * a.o_pad * 4 + static_cast<size_t>(a.o_pad) * 8 + 512;
+  return gemm_tile_offset(a) + (tile_and_codes + 63) / 64 * 64;
 }
 
 size_t gemm_tile_offset(const GemmArgs& a) {  // byte offset of the float tile in the scratch
-  const size_t a_tile = std::max<size_t>(static_cast<size_t>(kTileRows) * (a.k_pad + 64) * 4,
+  const size_t a_tile = std::max<size_t>(static_cast<size_t>(kGemmTileRows) * (a.k_pad + 64) * 4,
                                          static_cast<size_t>(64) * (a.k_amx + 64));
   return (256 + a_tile + 63) / 64 * 64;
 }
@@ -185,13 +185,13 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   g.stream = stream_stores_enabled();
   const size_t scratch_bytes = gemm_scratch_bytes(g);
   // At least ~4M multiply-adds per parallel chunk, so small products run inline.
-  const int64_t tile_macs = kTileRows * std::max<int64_t>(k, 1) * o;
+  const int64_t tile_macs = kGemmTileRows * std::max<int64_t>(k, 1) * o;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 22) / tile_macs);
-  const int64_t tiles = (n + kTileRows - 1) / kTileRows;
+  const int64_t tiles = (n + kGemmTileRows - 1) / kGemmTileRows;
   share_tasks(tiles, (tiles + grain - 1) / grain, [&](const auto& take) {
-    std::vector<uint8_t> buf(scratch_bytes + 64);
-    void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    for (int64_t t = take(); t < tiles; t = take()) fn(g, t * kTileRows, std::min(n, (t + 1) * kTileRows), scratch);
+    Scratch scratch(scratch_bytes);
+    for (int64_t t = take(); t < tiles; t = take())
+      fn(g, t * kGemmTileRows, std::min(n, (t + 1) * kGemmTileRows), scratch.get());
   });
   return out;
 }

@@ -95,7 +95,7 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
     rowsum[r - r0] = unpack_row(a.a + r * a.a_words, a.a_bits, a.k, a.k_pad, A + (r - r0) * astride);
   // Float rows go straight to the output; re-quantised rows go through a float tile first.
   float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
-  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + kGemmTileRows * a.o_pad);
   const bool stream = !a.requant;
   float* o = a.requant ? tile : a.out + r0 * a.o;
   const int64_t ldo = a.o;

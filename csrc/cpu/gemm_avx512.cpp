@@ -126,6 +126,13 @@ void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32
 
 #include "quantize_avx512.inc"
 
+// Rows [r0, r1) of the float tile to their packed output codes through the epilogue.
+void requant_tile(const GemmArgs& a, int64_t r0, int64_t r1, float* tile, uint8_t* codes) {
+  const Epilogue epilogue(a.chain, a.plan, a.out_grid);
+  for (int64_t r = r0; r < r1; ++r)
+    epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
+}
+
 // Unpack one packed row (2, 4 or 8 bits) to its u8 codes in plane order (kernels.h,
 // gemm_amx_position): per 64 codes, one 512-bit shift-and-mask of the row's bytes broadcast to every
 // lane; codes past k are zeroed (`last`: the valid positions of the last 64). Returns the codes' sum.
@@ -229,7 +236,7 @@ void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
     else for (int64_t c = 0; c < chunks; ++c) _mm512_store_si512(dst + 64 * c, _mm512_setzero_si512());
   }
   float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
-  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + kGemmTileRows * a.o_pad);
   int32_t* acc = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + gemm_acc_offset(a));
   const bool stream = a.stream && !a.requant;
   float* o = a.requant ? tile : a.out + r0 * a.o;
@@ -248,11 +255,7 @@ void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   }
   _tile_release();
   _mm_sfence();
-  if (a.requant) {
-    const Epilogue epilogue(a.chain, a.plan, a.out_grid);
-    for (int64_t r = r0; r < r1; ++r)
-      epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
-  }
+  if (a.requant) requant_tile(a, r0, r1, tile, codes);
 }
 
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -263,7 +266,7 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
     rowsum[r - r0] = unpack_row(a.a + r * a.a_words, a.a_words, a.a_bits, a.k, a.a_offset, A + (r - r0) * astride);
   // Float rows go straight to the output; re-quantised rows go through a float tile first.
   float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
-  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + 48 * a.o_pad);
+  uint8_t* codes = reinterpret_cast<uint8_t*>(tile + kGemmTileRows * a.o_pad);
   const bool stream = a.stream && !a.requant;
   float* o = a.requant ? tile : a.out + r0 * a.o;
   const int64_t ldo = a.o;
@@ -279,11 +282,7 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
     }
   }
   _mm_sfence();  // order the streaming stores before the caller reads the output
-  if (a.requant) {
-    const Epilogue epilogue(a.chain, a.plan, a.out_grid);
-    for (int64_t r = r0; r < r1; ++r)
-      epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
-  }
+  if (a.requant) requant_tile(a, r0, r1, tile, codes);
 }
 
 }  // namespace cpu

@@ -152,6 +152,8 @@ struct GemmArgs {
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
   const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
 };
+// Rows per GEMM task: the units' float tile holds this many output rows (their byte codes follow it).
+constexpr int64_t kGemmTileRows = 48;
 size_t gemm_scratch_bytes(const GemmArgs& a);
 size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue
 size_t gemm_acc_offset(const GemmArgs& a);   // int32 accumulator tile of the AMX path

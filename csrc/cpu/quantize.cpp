@@ -54,9 +54,8 @@ at::Tensor quantize_pack_cpu(const at::Tensor& x_in, int64_t bits, double scale,
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1));
   const int64_t chunks = (rows + grain - 1) / grain;
   share_tasks(chunks, chunks, [&](const auto& take) {
-    std::vector<uint8_t> buf(quantize_scratch_bytes(words * 32) + 64);
-    void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    for (int64_t c = take(); c < chunks; c = take()) fn(a, c * grain, std::min(rows, (c + 1) * grain), scratch);
+    Scratch scratch(quantize_scratch_bytes(words * 32));
+    for (int64_t c = take(); c < chunks; c = take()) fn(a, c * grain, std::min(rows, (c + 1) * grain), scratch.get());
   });
   return out;
 }

@@ -203,8 +203,8 @@ at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
   // more than it saves there, and much more when other processes hold the cores.
   const int64_t grain = a.nnz + a.rows * ((a.cols + 15) / 16) < (int64_t{1} << 20) ? std::max<int64_t>(blocks, 1) : 1;
   share_tasks(blocks, (blocks + grain - 1) / std::max<int64_t>(grain, 1), [&](const auto& take) {
-    std::vector<int32_t> buf(static_cast<size_t>(smp_scratch_ints(a.cols)) + 16);
-    int32_t* acc = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    Scratch scratch(static_cast<size_t>(smp_scratch_ints(a.cols)) * 4);
+    int32_t* acc = static_cast<int32_t*>(scratch.get());
     for (int64_t b = take(); b < blocks; b = take()) partial[b] = fn(a, b * kBlock, std::min(a.rows, (b + 1) * kBlock), acc);
   });
   double sum = 0.0;

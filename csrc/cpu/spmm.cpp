@@ -271,10 +271,9 @@ void run_rows(const SpmmArgs& a, int64_t rows, RowsFn fn) {
   const size_t scratch_bytes = spmm_scratch_bytes(a);
   std::atomic<int64_t> bad{0};
   share_tasks(tasks, tasks, [&](const auto& take) {
-    std::vector<uint8_t> buf(scratch_bytes + 64);
-    void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    Scratch scratch(scratch_bytes);
     int64_t local = 0;
-    for (int64_t t = take(); t < tasks; t = take()) local += fn(a, bounds[t], bounds[t + 1], scratch);
+    for (int64_t t = take(); t < tasks; t = take()) local += fn(a, bounds[t], bounds[t + 1], scratch.get());
     if (local) bad += local;
   });
   TORCH_CHECK(bad.load() == 0, "spmm: malformed CSR (", bad.load(),

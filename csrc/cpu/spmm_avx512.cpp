@@ -126,11 +126,13 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
 
 void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
   uint8_t* codes = static_cast<uint8_t*>(scratch);
-  const Epilogue plan(nullptr, a.plan, a.grid);
+  const Epilogue epilogue(nullptr, a.plan, a.grid);
   for (int64_t i = r0; i < r1; ++i) {
     const float* x = a.x + i * a.cols;
     uint32_t* dst = a.out + i * a.words;
-    if (a.plan == nullptr || !plan.planned(x, a.cols, i, dst, a.words)) quantize_row(x, a.cols, a.grid, dst, a.words, codes);
+    // Epilogue::row without a chain, on a row that is only read
+    if (a.plan == nullptr || !epilogue.planned(x, a.cols, i, dst, a.words))
+      quantize_row(x, a.cols, a.grid, dst, a.words, codes);
   }
 }
 

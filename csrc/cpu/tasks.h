@@ -11,9 +11,20 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace qgnn {
 namespace cpu {
+
+// A worker's scratch memory, 64-byte aligned (a cache line; AVX-512's aligned loads and stores).
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) : buf_(bytes + 64) {}
+  void* get() { return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf_.data()) + 63) & ~uintptr_t(63)); }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
 
 // Runs worker(take) on up to `max_workers` of torch's threads (inline when that is 1); `take()` returns
 // the next task index, >= tasks once all are taken. A worker sets up its scratch once, then loops.

@@ -30,7 +30,7 @@ from torch import nn
 
 from qgnn_cli.quant import qlr
 from qgnn_cli.quant.qlr import QLRQuantizer
-from qgnn_cli.quant.ste import site_codes, site_grid
+from qgnn_cli.quant.ste import alpha_grad, centred_zero, site_codes, site_grid
 
 # The constant-input path below pays off while most of the input is zeros (PubMed's features: 10 %
 # nonzero); past this density the dense ops are as cheap.
@@ -68,10 +68,10 @@ class _ConstantInputDropout(torch.autograd.Function):
         lo, hi = site._observe_batch(x, None)
         st, scale, zero = site_grid(alpha, site, lo, hi)
         centred, masked_t = site_codes(values / scale, zero, site, skew)
-        c0 = site_codes(torch.zeros(1) / scale, zero, site, skew)[0]
+        c0 = centred_zero(zero, skew, site.bits, site.mult)
         noise = torch.empty_like(x).bernoulli_(1 - p)  # F.dropout's noise, drawn the same way
         kept = noise.view(-1)[flat].div_(1 - p)
-        out = torch.zeros_like(x) if float(c0) == 0.0 else (torch.full_like(x, float(c0)) * noise.div_(1 - p))
+        out = torch.zeros_like(x) if c0 == 0.0 else (torch.full_like(x, c0) * noise.div_(1 - p))
         out.view(-1)[flat] = centred * kept
         st.value, st.centred, st.scale = False, None, scale.detach()
         ctx.st, ctx.kept, ctx.flat, ctx.buf, ctx.masked_t = st, kept, flat, buf, masked_t
@@ -86,7 +86,7 @@ class _ConstantInputDropout(torch.autograd.Function):
             buf = ctx.buf
             buf.view(-1)[ctx.flat] = g_codes * ctx.masked_t
             masked = buf.sum()
-            grad_alpha = _alpha_grad(st, masked, grad_scale)
+            grad_alpha = alpha_grad(st, masked, grad_scale)
         return None, grad_alpha, None, None, None
 
 
@@ -99,19 +99,6 @@ def _dropout_scale(p: float) -> float:
     if k is None:
         k = _DROPOUT_SCALES[p] = float(torch.ones(1).div_(1 - p))
     return k
-
-
-def _alpha_grad(st, masked: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    from qgnn_cli.quant.ste import f32
-
-    if st.scale_f is not None:
-        try:
-            total = f32(other.item() + f32(-masked.item() / st.scale_f))
-            return torch.tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
-        except OverflowError:
-            pass
-    total = other + (-masked / st.scale)
-    return total * st.width if st.alpha_free else torch.zeros_like(total)
 
 
 class QLinear(nn.Module):

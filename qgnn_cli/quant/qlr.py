@@ -14,7 +14,6 @@ A site with ``bits = 32`` is off: it passes tensors through and reports ``grid()
 
 from __future__ import annotations
 
-import functools
 import weakref
 
 import torch
@@ -23,7 +22,7 @@ from torch import nn
 from qgnn_cli.kernels import rounding
 from qgnn_cli.quant.bt import bt_mult, check_bt, skew_of
 from qgnn_cli.quant.init import search_alpha
-from qgnn_cli.quant.ste import TrainSite, centred_codes, site_grid
+from qgnn_cli.quant.ste import TrainSite, centred_codes, centred_zero, site_grid
 
 OFF = 32
 MOMENTUM = 0.1
@@ -39,13 +38,6 @@ def check_site_bits(bits: int) -> int:
     if bits != OFF:
         rounding.check_bits(bits)
     return bits
-
-
-@functools.lru_cache(maxsize=256)
-def _zero_code(zero: float, skew: int, bits: int, mult: int) -> float:
-    """The centred code of 0.0 on a grid (its scale does not matter: 0 / scale is 0)."""
-    with torch.no_grad():
-        return float(centred_codes(torch.zeros(1), torch.tensor(1.0), zero, bits, mult, skew))
 
 
 class QLRQuantizer(nn.Module):
@@ -110,15 +102,17 @@ class QLRQuantizer(nn.Module):
         forward): the same statistics, the running range's two updates in one call. A constant
         input (one that needs no gradient: the input features) is the same tensor every step, so
         its min/max are kept, keyed on the tensor and its version counter."""
-        if x.requires_grad:
-            lo, hi = torch.aminmax(x)
-        else:
-            lo, hi = self._constant_aminmax(x)
-        if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
-            lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+        lo, hi = self._batch_range(x, total)
         buffers = self._buffers  # not nn.Module.__getattr__: this runs for every site and step
         torch._foreach_lerp_([buffers["running_min"], buffers["running_max"]], [lo, hi], MOMENTUM)
         return lo.item(), hi.item()
+
+    def _batch_range(self, x: torch.Tensor, total: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch's (min, max) as 0-d tensors, the implicit zeros of a sparse one included."""
+        lo, hi = torch.aminmax(x) if x.requires_grad else self._constant_aminmax(x)
+        if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
+            lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+        return lo, hi
 
     def _constant_aminmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``torch.aminmax(x)``, remembered for the last tensor seen (weakly) until it is written to."""
@@ -198,13 +192,11 @@ class QLRQuantizer(nn.Module):
         if not self.training:
             _, zero, skew = self._eval_grid()
         else:  # the batch's range, as TrainSite and the first batch's _observe take it
-            lo, hi = torch.aminmax(x) if x.requires_grad else self._constant_aminmax(x)
-            if total is not None and total > x.numel():
-                lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+            lo, hi = self._batch_range(x, total)
             _, _, zero = site_grid(self.alpha, self, float(lo), float(hi))
             if not initialized:
                 skew = skew_of(x, self.bt, total)
-        return _zero_code(float(zero), int(skew), self.bits, self.mult)
+        return centred_zero(float(zero), int(skew), self.bits, self.mult)
 
     # -- quantization --------------------------------------------------------------------------------
     def codes(self, x: torch.Tensor, total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,6 +26,7 @@ ranges are trained with Adam, which normalises each parameter's step anyway.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import torch
@@ -68,6 +69,14 @@ def centred_codes(x, scale: torch.Tensor, zero: float, bits: int, mult: int = 1,
     ``zero`` a python number holding an integer.
     """
     return CentredCodes.apply(x, scale, zero, bits, mult, skew)
+
+
+@functools.lru_cache(maxsize=256)
+def centred_zero(zero: float, skew: int, bits: int, mult: int) -> float:
+    """The centred code of 0.0 on a grid (its scale does not matter: 0 / scale is 0): 0 unless a BT
+    grid's zero point plus skew is off its step."""
+    with torch.no_grad():
+        return float(centred_codes(torch.zeros(1), torch.tensor(1.0), zero, bits, mult, skew))
 
 
 def f32(v: float) -> float:
@@ -201,14 +210,18 @@ def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: boo
     if need_alpha and not st.eps:
         masked = (g_codes * st.masked_t).sum()
         other = (grad * st.centred).sum() if st.value else grad_scale
-        if st.scale_f is not None:
-            try:
-                from_codes = f32(-masked.item() / st.scale_f)
-                total = f32(other.item() + from_codes)
-                grad_alpha = torch.tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
-            except OverflowError:
-                grad_alpha = None
-        if grad_alpha is None:
-            total = other + (-masked / scale)
-            grad_alpha = total * st.width if st.alpha_free else torch.zeros_like(total)
+        grad_alpha = alpha_grad(st, masked, other)
     return grad_x, grad_alpha
+
+
+def alpha_grad(st: SiteState, masked: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """alpha's gradient from the scale gradient's two terms: the codes' ``masked`` (``sum(mask * g * t)``)
+    and ``other`` (the product's or the consumer's), added as autograd adds them, in float32."""
+    if st.scale_f is not None:
+        try:
+            total = f32(other.item() + f32(-masked.item() / st.scale_f))
+            return torch.tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
+        except OverflowError:
+            pass
+    total = other + (-masked / st.scale)
+    return total * st.width if st.alpha_free else torch.zeros_like(total)
