@@ -66,7 +66,7 @@ Chain sub_chain(const Chain& c, int s0, int s1) {
 
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold) {
   const char* env = std::getenv("QGNN_CHAIN_PLAN");  // read per call: tests switch it
-  const bool always = env != nullptr && std::strcmp(env, "always") == 0;
+  const bool always = env != nullptr && (std::strcmp(env, "always") == 0 || std::strcmp(env, "floats") == 0);
   if ((env != nullptr && std::strcmp(env, "never") == 0) || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
   if (!(out.scale > 0.0f)) return nullptr;  // the compares need a non-decreasing grid (the ops check it too)
   static const Chain kEmpty{};
@@ -106,6 +106,11 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   std::vector<uint32_t> scratch(static_cast<size_t>(4 * search_cols));
   plan_thresholds_avx512(p, cols, search_cols, hold->thr.data(), scratch.data());
   return &p;
+}
+
+bool plan_on_floats() {
+  const char* env = std::getenv("QGNN_CHAIN_PLAN");
+  return env != nullptr && std::strcmp(env, "floats") == 0;
 }
 
 bool read_chain(const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,

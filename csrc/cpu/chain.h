@@ -34,5 +34,9 @@ struct PlanHold {
 // measurements). Returns nullptr otherwise: the kernels then run the chain's stages.
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold);
 
+// QGNN_CHAIN_PLAN=floats: as "always", but a GEMM keeps comparing its float values instead of moving
+// the thresholds onto its integer D (gemm.cpp), so that tests hold both to the reference.
+bool plan_on_floats();
+
 }  // namespace cpu
 }  // namespace qgnn

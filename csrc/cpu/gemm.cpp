@@ -10,6 +10,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <vector>
 
 #include "../common/codes.h"
@@ -24,6 +26,42 @@ namespace cpu {
 
 namespace {
 inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v))); }
+
+// The plan's float thresholds moved onto D (kernels.h GemmArgs::dot_thr). A row's value in column c
+// is y(D) = float(D) * sc[c] (+ bias[c]), the units' exact float32 operations. With sc[c] >= 0 and sc,
+// bias finite, y is non-decreasing in D and never NaN, so "y >= thr" holds exactly for D above the
+// largest D whose y falls short: found by bisection over the D that occur, |D| <= k * 255^2 < 2^31
+// (`zeros_on_grid`: zero points in [0, 255], so that every factor of D is within +-255).
+// INT32_MIN: every D reaches it; INT32_MAX: none does. False (the floats are compared) otherwise.
+bool dot_thresholds(const GemmArgs& g, const ChainPlan& p, bool zeros_on_grid, std::vector<int32_t>* out) {
+  if (!zeros_on_grid) return false;
+  for (int64_t c = 0; c < g.o; ++c)
+    if (!(g.sc[c] >= 0.0f && std::isfinite(g.sc[c]) && (g.bias == nullptr || std::isfinite(g.bias[c])))) return false;
+  out->assign(static_cast<size_t>(p.counts * g.o_pad), INT32_MAX);
+  const auto y = [&](int64_t d, int64_t c) {
+    float v = static_cast<float>(static_cast<int32_t>(d)) * g.sc[c];
+    if (g.bias != nullptr) v = v + g.bias[c];
+    return v;
+  };
+  const int64_t dmax = INT32_MAX;
+  for (int k = 0; k < p.counts; ++k)
+    for (int64_t c = 0; c < g.o; ++c) {
+      const float t = p.thr[k * p.cols_pad + c];
+      int32_t& e = (*out)[k * g.o_pad + c];
+      if (!(y(dmax, c) >= t)) continue;  // none (NaN: never)
+      if (y(-dmax, c) >= t) {
+        e = INT32_MIN;
+        continue;
+      }
+      int64_t lo = -dmax, hi = dmax;  // y(lo) < t <= y(hi)
+      while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        (y(mid, c) >= t ? hi : lo) = mid;
+      }
+      e = static_cast<int32_t>(lo);
+    }
+  return true;
+}
 }  // namespace
 
 size_t gemm_scratch_bytes(const GemmArgs& a) {
@@ -142,7 +180,9 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   const float* ws = w_scale.data_ptr<float>();
   const float a_scale_f = static_cast<float>(a_scale);
   g.a_offset = a_bits == 8 ? 128 : 0;
+  bool zeros_on_grid = a_zero >= 0 && a_zero <= 255;
   for (int64_t c = 0; c < o; ++c) {
+    zeros_on_grid = zeros_on_grid && wz[c] >= 0 && wz[c] <= 255;
     int64_t colsum = 0;
     for (int64_t j = 0; j < k; ++j) {
       const uint8_t q = static_cast<uint8_t>(get_code(wp + c * W.size(1), j, static_cast<int>(w_bits)));
@@ -172,6 +212,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   g.sc = sc.data();
   g.bias = bias_t.defined() ? bias.data() : nullptr;
   PlanHold plan;
+  std::vector<int32_t> dot_thr;
   if (out_grid) {
     g.requant = true;
     g.out_packed = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
@@ -179,6 +220,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     g.out_grid = *out_grid;
     g.chain = chain;
     if (fn == &gemm_rows_avx512 || amx) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
+    if (g.plan != nullptr && !plan_on_floats() && dot_thresholds(g, *g.plan, zeros_on_grid, &dot_thr)) g.dot_thr = dot_thr.data();
   } else {
     g.out = out.data_ptr<float>();
   }

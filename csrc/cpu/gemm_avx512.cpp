@@ -78,9 +78,11 @@ struct Columns16 {
   }
 };
 
+// MR rows x NB * 16 columns from col0: through Columns16 into `out`, or (`raw`, row stride o_pad) the
+// accumulators themselves, for the epilogue on D.
 template <int MR, int NB>
 void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
-           bool stream, int64_t col0) {
+           bool stream, int32_t* raw, int64_t col0) {
   // Every loop has constant bounds and is fully unrolled, so the accumulators live in registers
   // (with a data-dependent exit GCC kept them in memory and copied each one around every vpdpbusd).
   __m512i acc[MR][NB];
@@ -102,6 +104,13 @@ void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* r
       for (int b = 0; b < NB; ++b) dpbusd(acc[i][b], wv[b], av);
     }
   }
+  if (raw != nullptr) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; ++b) _mm512_store_si512(raw + i * a.o_pad + col0 + 16 * b, acc[i][b]);
+    return;
+  }
 #pragma GCC unroll 8
   for (int b = 0; b < NB; ++b) {
     const Columns16 cols(a, col0 + 16 * b, a.colterm_off);
@@ -112,14 +121,14 @@ void micro(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* r
 
 template <int MR>
 void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
-                bool stream) {
+                bool stream, int32_t* raw) {
   for (int64_t col0 = 0; col0 < a.o_pad; col0 += 16 * kNB) {
     const int64_t nb = (a.o_pad - col0) / 16;
     switch (nb >= kNB ? kNB : nb) {
-      case 1: micro<MR, 1>(a, A, astride, rowsum, out, ldo, stream, col0); break;
-      case 2: micro<MR, 2>(a, A, astride, rowsum, out, ldo, stream, col0); break;
-      case 3: micro<MR, 3>(a, A, astride, rowsum, out, ldo, stream, col0); break;
-      default: micro<MR, 4>(a, A, astride, rowsum, out, ldo, stream, col0); break;
+      case 1: micro<MR, 1>(a, A, astride, rowsum, out, ldo, stream, raw, col0); break;
+      case 2: micro<MR, 2>(a, A, astride, rowsum, out, ldo, stream, raw, col0); break;
+      case 3: micro<MR, 3>(a, A, astride, rowsum, out, ldo, stream, raw, col0); break;
+      default: micro<MR, 4>(a, A, astride, rowsum, out, ldo, stream, raw, col0); break;
     }
   }
 }
@@ -131,6 +140,37 @@ void requant_tile(const GemmArgs& a, int64_t r0, int64_t r1, float* tile, uint8_
   const Epilogue epilogue(a.chain, a.plan, a.out_grid);
   for (int64_t r = r0; r < r1; ++r)
     epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
+}
+
+// One row's D (kernels.h GemmArgs) as the plan's lanes, from its raw dot products: "reached" is
+// D > dot_thr. D is an integer: never NaN, and no float conversion.
+struct DotLanes {
+  using V = __m512i;
+  const int32_t* acc;  // the row's dot products, o_pad wide
+  __m512i amwm, rowsum;
+  const int32_t *coef, *colterm, *thr;  // thr: [counts][stride]
+  int64_t stride;
+  V value(int64_t f, __mmask16) const {
+    const __m512i d = _mm512_mullo_epi32(_mm512_load_si512(acc + f), amwm);
+    return _mm512_add_epi32(d, _mm512_add_epi32(_mm512_mullo_epi32(rowsum, _mm512_loadu_si512(coef + f)),
+                                                _mm512_loadu_si512(colterm + f)));
+  }
+  V threshold(int k, int64_t f) const { return _mm512_loadu_si512(thr + k * stride + f); }
+  static __mmask16 reached(V v, V t) { return _mm512_cmpgt_epi32_mask(v, t); }
+  static V blend(__mmask16 b, V x, V y) { return _mm512_mask_blend_epi32(b, x, y); }
+  static __mmask16 unordered(V) { return 0; }
+};
+
+// Rows [r0, r1) of raw dot products (row stride o_pad; `colterm`: the path's column terms) to their
+// packed output codes, counted on D.
+void requant_dots(const GemmArgs& a, const Epilogue& epilogue, int64_t r0, int64_t r1, const int32_t* acc,
+                  const int32_t* rowsum, const int32_t* colterm) {
+  DotLanes lanes{acc, _mm512_set1_epi32(a.amwm), _mm512_setzero_si512(), a.coef, colterm, a.dot_thr, a.o_pad};
+  for (int64_t r = r0; r < r1; ++r) {
+    lanes.acc = acc + (r - r0) * a.o_pad;
+    lanes.rowsum = _mm512_set1_epi32(rowsum[r - r0]);
+    epilogue.planned_on(lanes, a.o, r, a.out_packed + r * a.out_words, a.out_words);
+  }
 }
 
 // Unpack one packed row (2, 4 or 8 bits) to its u8 codes in plane order (kernels.h,
@@ -170,6 +210,7 @@ int32_t unpack_planes(const uint32_t* row, int64_t words, int bits, int64_t chun
 
 // The plane-order positions (of the last 64) that hold codes < k.
 __mmask64 last_chunk_mask(int64_t k, int bits) {
+  if (k % 64 == 0) return ~0ULL;
   const int64_t base = (k + 63) / 64 * 64 - 64;
   __mmask64 m = 0;
   for (int64_t j = base; j < k; ++j) m |= 1ULL << (gemm_amx_position(j, bits) - base);
@@ -238,14 +279,19 @@ void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   float* tile = reinterpret_cast<float*>(static_cast<char*>(scratch) + gemm_tile_offset(a));
   uint8_t* codes = reinterpret_cast<uint8_t*>(tile + kGemmTileRows * a.o_pad);
   int32_t* acc = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + gemm_acc_offset(a));
-  const bool stream = a.stream && !a.requant;
+  const bool stream = a.stream && !a.requant, on_dots = a.requant && a.dot_thr != nullptr;
   float* o = a.requant ? tile : a.out + r0 * a.o;
+  const Epilogue epilogue(a.chain, a.plan, a.out_grid);
   const TileConfig config;
   _tile_loadconfig(&config);
   for (int64_t b = 0; b < padded; b += 32) {
     for (int64_t col0 = 0; col0 < a.o_pad; col0 += 32) {
       if (a.o_pad - col0 >= 32) amx_block<2>(a, A + b * astride, astride, col0, acc);
       else amx_block<1>(a, A + b * astride, astride, col0, acc);
+    }
+    if (on_dots) {  // u8 x u8: no activation offset to fold
+      requant_dots(a, epilogue, r0 + b, r0 + (b + 32 < rows ? b + 32 : rows), acc, rowsum + b, a.colterm);
+      continue;
     }
     for (int64_t c0 = 0; c0 < a.o_pad; c0 += 16) {
       const Columns16 cols(a, c0, a.colterm);  // u8 x u8: no activation offset to fold
@@ -255,7 +301,7 @@ void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   }
   _tile_release();
   _mm_sfence();
-  if (a.requant) requant_tile(a, r0, r1, tile, codes);
+  if (a.requant && !on_dots) requant_tile(a, r0, r1, tile, codes);
 }
 
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -269,20 +315,23 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
   uint8_t* codes = reinterpret_cast<uint8_t*>(tile + kGemmTileRows * a.o_pad);
   const bool stream = a.stream && !a.requant;
   float* o = a.requant ? tile : a.out + r0 * a.o;
+  int32_t* raw = a.requant && a.dot_thr != nullptr ? reinterpret_cast<int32_t*>(tile) : nullptr;  // D's epilogue
   const int64_t ldo = a.o;
   for (int64_t r = r0; r < r1; r += kMR) {
     const int64_t t = r - r0;
+    int32_t* rt = raw ? raw + t * a.o_pad : nullptr;
     switch (r1 - r >= kMR ? kMR : r1 - r) {
-      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
-      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
-      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
-      case 4: micro_cols<4>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
-      case 5: micro_cols<5>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
-      default: micro_cols<6>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream); break;
+      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
+      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
+      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
+      case 4: micro_cols<4>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
+      case 5: micro_cols<5>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
+      default: micro_cols<6>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, stream, rt); break;
     }
   }
   _mm_sfence();  // order the streaming stores before the caller reads the output
-  if (a.requant) requant_tile(a, r0, r1, tile, codes);
+  if (raw) requant_dots(a, Epilogue(a.chain, a.plan, a.out_grid), r0, r1, raw, rowsum, a.colterm_off);
+  else if (a.requant) requant_tile(a, r0, r1, tile, codes);
 }
 
 }  // namespace cpu

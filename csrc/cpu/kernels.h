@@ -151,9 +151,13 @@ struct GemmArgs {
   Grid out_grid;
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
   const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
+  // The plan's thresholds moved onto D itself, [plan->counts][o_pad]: count k is reached when
+  // D > dot_thr[k][c] (gemm.cpp: dot_thresholds), so rows skip their float values. nullptr: compare floats.
+  const int32_t* dot_thr;
 };
-// Rows per GEMM task: the units' float tile holds this many output rows (their byte codes follow it).
-constexpr int64_t kGemmTileRows = 48;
+// Rows per GEMM task: the units' float tile holds this many output rows (their byte codes follow
+// it); a multiple of AMX's 32-row blocks.
+constexpr int64_t kGemmTileRows = 64;
 size_t gemm_scratch_bytes(const GemmArgs& a);
 size_t gemm_tile_offset(const GemmArgs& a);  // float tile for the re-quantising epilogue
 size_t gemm_acc_offset(const GemmArgs& a);   // int32 accumulator tile of the AMX path

@@ -4,7 +4,8 @@ The stages are float32 operations with the rounding rule, so every path must equ
 ``apply_chain_reference`` + ``quantize_pack_reference`` bit for bit. Grids are sized from the data so
 that each fake-quant stage both clamps some values and resolves the rest into several levels. The
 AVX-512 path may run a chain as threshold compares (``ChainPlan``, csrc/cpu/kernels.h); each case runs
-with that plan forced on and forced off (``plan`` fixture), so both are held to the reference.
+with that plan forced on and forced off (``plan`` fixture), so both are held to the reference. A GEMM
+moves the plan's thresholds onto its integer dot products; ``floats`` keeps it comparing floats.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ._graphs import GEMM_CASES, csr, gemm_case, isas, random_codes
 ISAS = isas()
 
 
-@pytest.fixture(params=["always", "never"])
+@pytest.fixture(params=["always", "floats", "never"])
 def plan(request, monkeypatch):
     """QGNN_CHAIN_PLAN for the case (read by the kernels on every call)."""
     monkeypatch.setenv("QGNN_CHAIN_PLAN", request.param)

@@ -5,6 +5,7 @@ threshold compares and a per-row table must give the stages' codes bit for bit.
 threshold could get wrong: values exactly on the grids' rounding ties (power-of-two scales make many
 sums land on them), signed zeros and rows holding NaN or infinities (a NaN row falls back to the
 stages). Each case compares QGNN_CHAIN_PLAN=always against =never (the stages) and the reference.
+A GEMM's plan compares its integer D (``always``) or its float values (``floats``): both are held to it.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ NONFINITE = [float("nan"), float("inf"), float("-inf"), 3e38]
 
 
 def _modes(fn):
-    """fn() under QGNN_CHAIN_PLAN=always and =never."""
+    """fn() under QGNN_CHAIN_PLAN=always and =never; =floats must equal =always."""
     out = {}
     with pytest.MonkeyPatch.context() as mp:
-        for mode in ("always", "never"):
+        for mode in ("always", "floats", "never"):
             mp.setenv("QGNN_CHAIN_PLAN", mode)
             out[mode] = fn()
+    assert torch.equal(out["floats"], out["always"])
     return out["always"], out["never"]
 
 
@@ -105,3 +107,26 @@ def test_gemm_plan_on_ties_and_nan_bias(kind, out, a_bits, seeded):
         got = call(finite)
     ref = gemm_requant_reference(a, a_bits, k, 1, 0.25, a_zero, w, 2, 1, ws, wz, finite, *out, *chain_args)
     assert torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("out", OUT)
+@pytest.mark.parametrize("kind", ["none", "relu_site", "rows"])
+def test_gemm_plan_on_extreme_scales(kind, out, seeded):
+    # Columns whose values underflow to signed zeros, sit on subnormals or overflow to +-inf: the
+    # thresholds moved onto D must still pick the float compares' codes (and the reference's).
+    n, k, o, a_bits = 150, 23, 16, 4
+    a, w, wz, _, _, a_zero = gemm_case(n, k, o, a_bits, 2, seeded)
+    ws = torch.tensor([1e-45, 1e-40, 3e-39, 1e-30, 1e30, 3e38, 1e38, 2e37, 0.5, 1.0, 2.0, 0.125, 1e-3, 7.0, 1e20, 1e-20])
+    bias = torch.tensor([0.0, -0.0, 1e-45, 0.25, -1e38, 0.0, 3e38, -0.5, 0.25, -0.25, 0.0, 1.0, 0.0, -1.0, 0.0, 0.5])
+    chain = CHAINS[kind](_row_scale(n, seeded, False), torch.arange(o) * 0.25 - 2.0)
+    chain_args = chain.args() if chain is not None else (None, None, None)
+    ob, osc, oz, om, osk = out
+
+    def call():
+        return kernels.gemm_requant(a, a_bits, k, 0.25, a_zero, w, 2, ws, wz, ob, osc, oz, out_mult=om,
+                                    out_skew=osk, bias=bias, chain=chain)
+
+    planned, staged = _modes(call)
+    assert torch.equal(planned, staged)
+    ref = gemm_requant_reference(a, a_bits, k, 1, 0.25, a_zero, w, 2, 1, ws, wz, bias, *out, *chain_args)
+    assert torch.equal(planned, ref)
