@@ -127,9 +127,17 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
 void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
   uint8_t* codes = static_cast<uint8_t*>(scratch);
   const Epilogue epilogue(nullptr, a.plan, a.grid);
+  // The rows are read once, in order, and the compares keep few loads in flight: without fetching
+  // ~4 KB ahead this ran at half the bandwidth of a plain sum over x (2M x 128 floats: 191 -> 96 ms
+  // on one thread, x.sum() 98 ms).
+  const int64_t row_bytes = a.cols * 4, ahead = row_bytes > 0 ? (4096 + row_bytes - 1) / row_bytes : 0;
   for (int64_t i = r0; i < r1; ++i) {
     const float* x = a.x + i * a.cols;
     uint32_t* dst = a.out + i * a.words;
+    if (i + ahead < r1) {
+      const char* next = reinterpret_cast<const char*>(a.x + (i + ahead) * a.cols);
+      for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+    }
     // Epilogue::row without a chain, on a row that is only read
     if (a.plan == nullptr || !epilogue.planned(x, a.cols, i, dst, a.words))
       quantize_row(x, a.cols, a.grid, dst, a.words, codes);
