@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -60,8 +61,15 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for model.pt, metrics.json and checkpoints."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoints."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's). With 1, reruns are bit-identical in every "
+                                "process; with more, some results depend on the process's memory layout."),
 ) -> None:
     """Quantization-aware training with learned ranges and smoothness-aware propagation."""
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     given = {
         "dataset": dataset, "data_root": data_root, "bits": bits, "site_bits": _site_bits(site_bits), "bt": bt,
         "model": model, "prop": prop, "smp_grad": smp_grad, "constraint": constraint, "layers": layers,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,6 +46,7 @@ def test_toml_config(tmp_path, capsys):
     (["--bits", "4", "--bt", "bt*"], "needs --bits 2"),
     (["--site-bits", "weight"], "GROUP=BITS"),
     (["--resume"], "--resume needs --out"),
+    (["--threads", "0"], "--threads must be >= 1"),
 ])
 def test_bad_options_exit_2_with_one_line(args, message, capsys):
     assert main(["train", "cora", "--epochs", "1", *args]) == 2
@@ -56,3 +59,27 @@ def test_dataset_without_labels_exits_2(tmp_path, capsys):
     np.savez(path, edges=np.array([[0, 1], [1, 2]]), features=np.eye(3, dtype=np.float32))
     assert main(["train", str(path), "--epochs", "1"]) == 2
     assert "label" in capsys.readouterr().err
+
+
+_RUN_IN_FRESH_PROCESS = """
+import sys
+junk = [bytearray(1000 + i) for i in range(int(sys.argv[1]))]  # a different heap layout per process
+from qgnn_cli.cli.main import main
+sys.exit(main(["train", "cora", "--bits", "2", "--bt", "bt*", "--epochs", "3", "--layers", "3",
+               "--hidden", "16", "--threads", "1", "--out", sys.argv[2]]))
+"""
+
+
+def test_one_thread_reruns_are_bit_identical_across_processes(tmp_path):
+    # With two threads, some torch ops' sums depend on memory layout: the same run trained different
+    # mlp.lin1 weights in processes that allocated differently before training. One thread must not.
+    from qgnn_cli.train.model_file import load_model
+
+    states = []
+    for junk in (0, 333):
+        out = tmp_path / f"run{junk}"
+        subprocess.run([sys.executable, "-c", _RUN_IN_FRESH_PROCESS, str(junk), str(out)], check=True,
+                       capture_output=True, timeout=300)
+        states.append(load_model(out / "model.pt")[0].state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
