@@ -62,12 +62,17 @@ Chain sub_chain(const Chain& c, int s0, int s1) {
   return out;
 }
 
+// QGNN_CHAIN_PLAN is `mode`; read per call: tests switch it.
+bool plan_mode_is(const char* mode) {
+  const char* env = std::getenv("QGNN_CHAIN_PLAN");
+  return env != nullptr && std::strcmp(env, mode) == 0;
+}
+
 }  // namespace
 
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold) {
-  const char* env = std::getenv("QGNN_CHAIN_PLAN");  // read per call: tests switch it
-  const bool always = env != nullptr && (std::strcmp(env, "always") == 0 || std::strcmp(env, "floats") == 0);
-  if ((env != nullptr && std::strcmp(env, "never") == 0) || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
+  const bool always = plan_mode_is("always") || plan_mode_is("floats");
+  if (plan_mode_is("never") || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
   if (!(out.scale > 0.0f)) return nullptr;  // the compares need a non-decreasing grid (the ops check it too)
   static const Chain kEmpty{};
   const Chain& c = chain ? *chain : kEmpty;
@@ -108,10 +113,7 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   return &p;
 }
 
-bool plan_on_floats() {
-  const char* env = std::getenv("QGNN_CHAIN_PLAN");
-  return env != nullptr && std::strcmp(env, "floats") == 0;
-}
+bool plan_on_floats() { return plan_mode_is("floats"); }
 
 bool read_chain(const c10::optional<at::Tensor>& chain, const c10::optional<at::Tensor>& chain_row,
                 const c10::optional<at::Tensor>& chain_col, int64_t rows, int64_t cols, ChainHold* hold) {

@@ -136,8 +136,7 @@ void micro_cols(const GemmArgs& a, const int8_t* A, int64_t astride, const int32
 #include "quantize_avx512.inc"
 
 // Rows [r0, r1) of the float tile to their packed output codes through the epilogue.
-void requant_tile(const GemmArgs& a, int64_t r0, int64_t r1, float* tile, uint8_t* codes) {
-  const Epilogue epilogue(a.chain, a.plan, a.out_grid);
+void requant_tile(const GemmArgs& a, const Epilogue& epilogue, int64_t r0, int64_t r1, float* tile, uint8_t* codes) {
   for (int64_t r = r0; r < r1; ++r)
     epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
 }
@@ -301,7 +300,7 @@ void gemm_rows_amx(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   }
   _tile_release();
   _mm_sfence();
-  if (a.requant && !on_dots) requant_tile(a, r0, r1, tile, codes);
+  if (a.requant && !on_dots) requant_tile(a, epilogue, r0, r1, tile, codes);
 }
 
 void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -330,8 +329,10 @@ void gemm_rows_avx512(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) 
     }
   }
   _mm_sfence();  // order the streaming stores before the caller reads the output
-  if (raw) requant_dots(a, Epilogue(a.chain, a.plan, a.out_grid), r0, r1, raw, rowsum, a.colterm_off);
-  else if (a.requant) requant_tile(a, r0, r1, tile, codes);
+  if (!a.requant) return;
+  const Epilogue epilogue(a.chain, a.plan, a.out_grid);
+  if (raw) requant_dots(a, epilogue, r0, r1, raw, rowsum, a.colterm_off);
+  else requant_tile(a, epilogue, r0, r1, tile, codes);
 }
 
 }  // namespace cpu
