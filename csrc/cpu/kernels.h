@@ -221,5 +221,24 @@ SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int3
 SmpRows smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 
+// qgnn::site_codes (qgnn_cli/kernels/site.py) over elements [i0, i1): a training site's codes in one
+// pass, the same float32 ops in the same order as its PyTorch reference (so the same bits, signed
+// zeros and NaNs included):
+//   t = x / scale;  u = clamp(t, -zero, levels - zero);  outside = sign(|t - u|)
+//   centred = round(u) + 0                                        (plain grids)
+//   centred = clamp(round((round(u) + shift) / mult), 0, qmax) * mult + (-zero)   (BT: shift = zero + skew)
+//   masked_t = t * (1 - outside);  value = centred * scale (when asked for)
+struct SiteArgs {
+  const float* x;
+  float scale, zero, levels, qmax, mult, shift;
+  bool fine;       // BT grid (mult != 1 or skew != 0)
+  float* centred;  // outputs, [n]
+  float* masked_t;
+  float* value;  // or nullptr
+};
+void site_codes_generic(const SiteArgs& a, int64_t i0, int64_t i1);
+void site_codes_avx2(const SiteArgs& a, int64_t i0, int64_t i1);
+void site_codes_avx512(const SiteArgs& a, int64_t i0, int64_t i1);
+
 }  // namespace cpu
 }  // namespace qgnn

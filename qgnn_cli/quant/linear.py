@@ -67,7 +67,7 @@ class _ConstantInputDropout(torch.autograd.Function):
         flat, values, buf = site._constant_nonzeros(x)
         lo, hi = site._observe_batch(x, None)
         st, scale, zero = site_grid(alpha, site, lo, hi)
-        centred, masked_t = site_codes(values / scale, zero, site, skew)
+        centred, masked_t, _ = site_codes(values, st, scale, zero, site, skew)
         c0 = centred_zero(zero, skew, site.bits, site.mult)
         noise = torch.empty_like(x).bernoulli_(1 - p)  # F.dropout's noise, drawn the same way
         kept = noise.view(-1)[flat].div_(1 - p)

@@ -32,6 +32,7 @@ import struct
 import torch
 
 from qgnn_cli.kernels import rounding
+from qgnn_cli.kernels.site import site_codes as kernel_site_codes
 
 
 class CentredCodes(torch.autograd.Function):
@@ -85,11 +86,6 @@ def f32(v: float) -> float:
 
 
 _F32 = struct.Struct("f")
-# 0-d float32 operands: a python number in a tensor op is wrapped in a new tensor on every call
-# (~3 us on a small tensor); a cached 0-d tensor is not, and the float32 arithmetic is the same.
-_ONE = torch.tensor(1.0)
-_ZERO = torch.tensor(0.0)
-_MULTS: dict[int, torch.Tensor] = {}
 
 
 class TrainSite(torch.autograd.Function):
@@ -105,8 +101,9 @@ class TrainSite(torch.autograd.Function):
       ``clamp(round(t) + zero, 0, L) - zero`` (the bounds are integers; ``+ 0.0`` turns the ``-0``
       that ``round`` gives for ``t`` in ``[-0.5, 0)`` into the ``+0`` of the unfused form), and
       ``t`` is inside the range exactly where ``t - u == 0``, so the mask is ``1 - sign(|t - u|)``
-      in float32 (no bool comparisons, whose CPU kernels cost 3-4x an arithmetic op, and no bool ->
-      float conversion in the backward);
+      in float32 (no bool -> float conversion in the backward); the codes, ``t`` times that mask and
+      the value are one ``qgnn::site_codes`` pass (``kernels/site.py``; 11-15 us on Cora's 2708 x 7
+      against 42-69 us for its ten to fifteen tensor ops);
     * the 0-d arithmetic (the scale, the scale gradient's tail, alpha's gradient) runs on python
       floats rounded to float32 after each operation, which is float32 arithmetic exactly: a float32
       product is exact in float64, and a float64 quotient or sum rounded to float32 is the correctly
@@ -146,10 +143,10 @@ def site_forward(x, alpha, site, total, value: bool, skew: int, lohi: tuple[floa
     lo, hi = site._observe_batch(x, total) if lohi is None else lohi
     st, scale, zero = site_grid(alpha, site, lo, hi)
     st.value = value
-    centred, st.masked_t = site_codes(x / scale, zero, site, skew)
+    centred, st.masked_t, out = site_codes(x, st, scale, zero, site, skew, value)
     if value:
         st.centred, st.scale = centred, scale
-        return st, centred * scale
+        return st, out
     st.centred = None
     st.scale = scale.detach()  # an alias: holding the output itself would make a reference cycle
     return st, (centred, scale)
@@ -181,23 +178,15 @@ def site_grid(alpha, site, lo: float, hi: float):
     return st, scale, zero
 
 
-def site_codes(t: torch.Tensor, zero: float, site, skew: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(centred, masked_t)`` of ``t = x / scale``: CentredCodes's codes, and ``t`` times its mask
-    (``t`` inside the range, 0 outside), which is all the backward needs of the two: ``(g * mask) * t``
-    and ``g * (mask * t)`` are the same float32 products for a 0/1 mask. ``t`` is overwritten."""
-    qmax, mult = site._qmax, site.mult
-    levels = mult * qmax
-    u = t.clamp(-zero, levels - zero)
-    outside = torch.sub(t, u).abs_().sign_()  # 0.0 inside [lo, hi], 1.0 outside
-    if mult != 1 or skew != 0:
-        m = _MULTS.get(mult)
-        if m is None:
-            m = _MULTS[mult] = torch.tensor(float(mult))
-        centred = u.round_().add_(_ONE, alpha=zero + skew).div_(m).round_().clamp_(0.0, float(qmax))
-        centred = centred.mul_(m).add_(_ONE, alpha=-zero)
-    else:
-        centred = u.round_().add_(_ZERO)
-    return centred, t.mul_(torch.sub(_ONE, outside, out=outside))
+def site_codes(x: torch.Tensor, st: SiteState, scale: torch.Tensor, zero: float, site, skew: int,
+               value: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(centred, masked_t, value or None)`` of ``x`` on a batch's grid (:func:`site_grid`'s ``st``,
+    ``scale``, ``zero``): CentredCodes's codes, ``t = x / scale`` times its mask (``t`` inside the range,
+    0 outside), which is all the backward needs of the two (``(g * mask) * t`` and ``g * (mask * t)``
+    are the same float32 products for a 0/1 mask), and ``centred * scale`` if asked for; one
+    ``qgnn::site_codes`` pass (``kernels/site.py``)."""
+    scale_f = st.scale_f if st.scale_f is not None else float(scale)
+    return kernel_site_codes(x, scale_f, zero, site.bits, site.mult, skew, value)
 
 
 def site_backward(st: SiteState, grad, grad_scale, need_x: bool, need_alpha: bool):
