@@ -33,6 +33,13 @@ def test_train_on_embedded_cora_end_to_end(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["runs"] == metrics["runs"]
 
 
+def test_raw_features_flag_reaches_the_config(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "cora", "--bits", "2", "--epochs", "1", "--layers", "2", "--hidden", "8",
+                 "--raw-features", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["normalize_features"] is False
+
+
 def test_toml_config(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text('dataset = "cora"\nbits = 2\nbt = "bt*"\nepochs = 2\nlayers = 2\nhidden = 8\n')

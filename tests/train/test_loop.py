@@ -154,3 +154,19 @@ def test_foreach_adam_and_fused_sites_train_the_same_bits(tmp_path, monkeypatch)
     ma, _ = load_model(tmp_path / "fast" / "model.pt")
     mb, _ = load_model(tmp_path / "slow" / "model.pt")
     assert states_equal(ma.state_dict(), mb.state_dict())
+
+
+def test_raw_binary_features_keep_their_two_values_on_a_2_bit_input_site(tmp_path):
+    """--raw-features keeps 0/1 features as they are; the 2-bit input site then maps every 0 to 0 and
+    every 1 to one and the same level (a constant factor the first layer absorbs), where the rows'
+    unit-L1 values are rounded to three levels (the reason the accuracy benchmark trains on raw ones)."""
+    graph = dataclasses.replace(GRAPH, x=(GRAPH.x > 0.5).to(torch.float32))
+    kept = {}
+    for normalize in (True, False):
+        config = TrainConfig(bits=2, **{**SMALL, "epochs": 1}, normalize_features=normalize)
+        run_training(config, tmp_path / str(normalize), graph=graph)
+        model, _ = load_model(tmp_path / str(normalize) / "model.pt")
+        x = node_features(graph, config)
+        q = model.mlp.lin1.input_q(x)
+        kept[normalize] = torch.equal(q, (x > 0) * q.max()) and float(q.max()) > 0.9 * float(x.max())
+    assert kept == {False: True, True: False}
