@@ -170,7 +170,7 @@ def site_grid(alpha, site, lo: float, hi: float):
         try:
             width_f = f32(width)
             scale_f = f32(a_clamped * width_f)
-            scale = torch.tensor(scale_f)
+            scale = torch.scalar_tensor(scale_f)  # a 0-d float32; 1.4 us against torch.tensor's 3.3
         except OverflowError:
             scale_f, scale = None, alpha.clamp(min=site._min_alpha_arg) * width
     st.width, st.width_f, st.scale_f = width, width_f, scale_f
@@ -209,7 +209,7 @@ def alpha_grad(st: SiteState, masked: torch.Tensor, other: torch.Tensor) -> torc
     if st.scale_f is not None:
         try:
             total = f32(other.item() + f32(-masked.item() / st.scale_f))
-            return torch.tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
+            return torch.scalar_tensor(f32(total * st.width_f) if st.alpha_free else 0.0)
         except OverflowError:
             pass
     total = other + (-masked / st.scale)
