@@ -34,7 +34,7 @@ def site_codes_reference(x: torch.Tensor, scale: float, zero: float, bits: int, 
     s = torch.tensor(scale, dtype=torch.float32)
     qmax = qmax_of(bits)
     levels = mult * qmax
-    t = x / s
+    t = x.contiguous() / s  # contiguous outputs, as the compiled kernels write them
     u = t.clamp(-zero, levels - zero)
     outside = torch.sub(t, u).abs_().sign_()  # 0.0 inside [lo, hi], 1.0 outside
     if mult != 1 or skew != 0:
@@ -48,7 +48,8 @@ def site_codes_reference(x: torch.Tensor, scale: float, zero: float, bits: int, 
 
 
 def _fake(x, scale, zero, bits, mult, skew, value):
-    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(x) if value else x.new_empty(0)
+    like = lambda: torch.empty_like(x, memory_format=torch.contiguous_format)  # noqa: E731
+    return like(), like(), like() if value else x.new_empty(0)
 
 
 define(

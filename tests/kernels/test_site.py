@@ -85,6 +85,7 @@ def test_codes_are_the_rounding_rule(seeded):
 def test_noncontiguous_input(seeded):
     x = torch.randn(40, 9, generator=seeded).t()
     _check(x, float(torch.tensor(0.05)), 1.0, 2, 1, 0, value=True)
+    torch.library.opcheck(torch.ops.qgnn.site_codes.default, (x, 0.05, 1.0, 2, 1, 0, True))
 
 
 @pytest.mark.parametrize("value", (True, False))
