@@ -224,8 +224,9 @@ restarted for this round (the previous round's grid, with row-normalised feature
 the quantized configs, is in git history: RESULTS.md at commit 87b4bb6).
 
 **Changes this round** (the two deviations in bold above), chosen by mean *validation* accuracy over
-seeds 0-4 on Cora, K=10 (one process per run, one thread, `qgnn_cli.train.run_training` with the
-benchmark's settings); test accuracy mean over the same seeds:
+seeds 0-4 on Cora, K=10 (one process per run, one thread, `benchmarks/sweep.py`; every run, with the
+fields it trained with, is in `benchmarks/results/sweep.jsonl`, the table of all of them in
+`python benchmarks/sweep.py --show`); test accuracy mean over the same seeds:
 
 | variant (Cora, K=10, 5 seeds) | FP32 | INT8 | INT4 | INT2 | INT2-BT* |
 |---|---|---|---|---|---|
@@ -296,14 +297,16 @@ row; FP32 at K=32/64 has 2 seeds; K=32/64 were run for Cora only. The ablation r
 APPNP) ran on 3 seeds, the deep GCN rows on 2.
 
 **Where INT2 loses on Cora (site-group ablation, seeds 0-2, K=10, this round's settings; one group of
-sites at 8 bits, everything else at 2; `qgnn train --site-bits GROUP=8`).** All at 2 bits: 77.8 (76.3,
+sites at 8 bits, everything else at 2; `qgnn train --site-bits GROUP=8`; runs in `sweep.jsonl`).** All at 2 bits: 77.8 (76.3,
 76.4, 80.6). Aggregation sites (`agg`: the rows entering each of the 20 aggregations and their results)
 at 8 bits: **81.3** (81.4, 80.4, 82.2; validation 83.3, FP32's is 84.3); hidden activations (`linear`)
 79.6, update sites 78.8, weights 78.3, the input site 79.1. The input site is exact at 2 bits on raw 0/1
 features, so its 1.3 points are the run-to-run sensitivity of a seed to any perturbation of the
 trajectory: differences of ~1.5 points between these rows are noise, the aggregation's 3.5 points are
-not. The next step for the 2-point goal is the aggregation grid (per-column scales, or a 4-bit
-aggregation with 2-bit everything else); not tried this round.
+not. With the aggregation sites at 4 bits and every other site at 2 (`--site-bits agg=4`, a
+mixed-precision model, not INT2), 5 seeds: INT2 79.7 (val 82.1), INT2-BT* 79.8 (val 82.6), still 2.7
+points under FP32. The next step for the 2-point goal is the 2-bit aggregation grid itself (per-column
+scales: the packed SpMM takes one scale per tensor today); not tried this round.
 """
 
 GCN_NOTES = """\

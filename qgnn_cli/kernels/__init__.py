@@ -1,7 +1,9 @@
 """Every ``qgnn::`` op: declared once, a PyTorch reference as default kernel, compiled kernels beside it.
 
-Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), the training sites' ``site_codes`` (site.py), ``spmm``/``spmm_requant``
-(spmm.py), ``gemm``/``gemm_requant`` (gemm.py), their epilogue chains (chain.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate their inputs, then call
+Ops: ``pack``/``unpack`` (pack.py), ``quantize_pack`` (quantize.py), the training sites' ``site_codes``
+(site.py), ``spmm``/``spmm_requant`` (spmm.py), ``gemm``/``gemm_requant`` (gemm.py), their epilogue
+chains (chain.py), and the benchmark helper ``gather_floor`` (floor.py). The public functions validate
+their inputs, then call
 ``torch.ops.qgnn.<op>``, which dispatches to the compiled kernel for the tensors' device when there
 is one and to the reference otherwise.
 """

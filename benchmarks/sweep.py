@@ -1,0 +1,84 @@
+"""Hyperparameter and site-group sweeps on top of the accuracy benchmark's configs (benchmarks/accuracy.py).
+
+    python benchmarks/sweep.py --dataset cora --layers 10 --seeds 5 \
+        --variants '[{"cfg": "INT2", "dropout": 0.8}, {"cfg": "INT2", "site_bits": {"agg": 8}}]'
+    python benchmarks/sweep.py --show                        # the table of everything logged
+
+Each variant is one of accuracy.py's CONFIGS (``cfg``) plus TrainConfig fields on top; every seed is one
+single-threaded run on a random split, appended to the log as it ends with the fields it trained with. The table gives mean validation
+and test accuracy per variant: choose on validation, report test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LOG = HERE / "results" / "sweep.jsonl"
+
+
+def run_one(task: tuple) -> dict:
+    cfg, over, dataset, layers, seed, data_root = task
+    import warnings
+
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(HERE))
+    from accuracy import CONFIGS
+    from qgnn_cli.train import TrainConfig, run_training
+
+    fields = {**CONFIGS[cfg], **over}  # logged in full: CONFIGS may change between sweeps
+    start = time.time()
+    run = run_training(TrainConfig.from_dict({**fields, "dataset": dataset, "data_root": data_root, "layers": layers,
+                                              "seed": seed, "split": "random", "runs": 1}))["runs"][0]
+    return {"cfg": cfg, "fields": fields, "dataset": dataset, "layers": layers, "seed": seed, "val": run["best_val_acc"],
+            "test": run["test_acc"], "epoch": run["best_epoch"], "wall": time.time() - start}
+
+
+def show(log: Path) -> None:
+    groups: dict = {}
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        groups.setdefault((r["dataset"], r["layers"], json.dumps(r["fields"], sort_keys=True)), []).append(r)
+    for (dataset, layers, fields), rows in groups.items():
+        rows.sort(key=lambda r: r["seed"])
+        test = [100 * r["test"] for r in rows]
+        print(f"{dataset:9s} K={layers:<3d} {fields:100s} n={len(rows)} "
+              f"val {statistics.mean(100 * r['val'] for r in rows):.1f} test {statistics.mean(test):.1f} "
+              f"[{' '.join(f'{t:.1f}' for t in test)}]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="cora")
+    p.add_argument("--layers", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--variants", type=json.loads, default=[])
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
+    p.add_argument("--log", type=Path, default=LOG)
+    p.add_argument("--show", action="store_true", help="print the table of the log and exit")
+    args = p.parse_args(argv)
+    if not args.show:
+        tasks = [(v["cfg"], {k: x for k, x in v.items() if k != "cfg"}, args.dataset, args.layers, s, args.data_root)
+                 for v in args.variants for s in range(args.seeds)]
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(args.jobs) as pool, open(args.log, "a") as f:
+            for row in pool.map(run_one, tasks):
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+    show(args.log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
