@@ -5,8 +5,9 @@
     python benchmarks/sweep.py --show                        # the table of everything logged
 
 Each variant is one of accuracy.py's CONFIGS (``cfg``) plus TrainConfig fields on top; every seed is one
-single-threaded run on a random split, appended to the log as it ends with the fields it trained with. The table gives mean validation
-and test accuracy per variant: choose on validation, report test.
+single-threaded run of accuracy.py's (random split, 200 epochs), appended to the log as it ends with the
+fields it trained with. The table gives mean validation and test accuracy per variant: choose on
+validation, report test.
 """
 
 from __future__ import annotations
@@ -16,32 +17,21 @@ import json
 import os
 import statistics
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # accuracy.py, in this process and in the workers that import this module
 LOG = HERE / "results" / "sweep.jsonl"
 
 
-def run_one(task: tuple) -> dict:
-    cfg, over, dataset, layers, seed, data_root = task
-    import warnings
-
-    import torch
-
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore")
-    sys.path.insert(0, str(HERE))
+def run_one(task: dict) -> dict:
+    """accuracy.py's run of one seed, logged with the TrainConfig fields it trained with (CONFIGS may
+    change between sweeps)."""
     from accuracy import CONFIGS
-    from qgnn_cli.train import TrainConfig, run_training
+    from accuracy import run_one as train_one
 
-    fields = {**CONFIGS[cfg], **over}  # logged in full: CONFIGS may change between sweeps
-    start = time.time()
-    run = run_training(TrainConfig.from_dict({**fields, "dataset": dataset, "data_root": data_root, "layers": layers,
-                                              "seed": seed, "split": "random", "runs": 1}))["runs"][0]
-    return {"cfg": cfg, "fields": fields, "dataset": dataset, "layers": layers, "seed": seed, "val": run["best_val_acc"],
-            "test": run["test_acc"], "epoch": run["best_epoch"], "wall": time.time() - start}
+    return {**train_one(task), "fields": {**CONFIGS[task["config"]], **task["overrides"]}}
 
 
 def show(log: Path) -> None:
@@ -51,9 +41,9 @@ def show(log: Path) -> None:
         groups.setdefault((r["dataset"], r["layers"], json.dumps(r["fields"], sort_keys=True)), []).append(r)
     for (dataset, layers, fields), rows in groups.items():
         rows.sort(key=lambda r: r["seed"])
-        test = [100 * r["test"] for r in rows]
+        test = [100 * r["test_acc"] for r in rows]
         print(f"{dataset:9s} K={layers:<3d} {fields:100s} n={len(rows)} "
-              f"val {statistics.mean(100 * r['val'] for r in rows):.1f} test {statistics.mean(test):.1f} "
+              f"val {statistics.mean(100 * r['best_val_acc'] for r in rows):.1f} test {statistics.mean(test):.1f} "
               f"[{' '.join(f'{t:.1f}' for t in test)}]")
 
 
@@ -69,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show", action="store_true", help="print the table of the log and exit")
     args = p.parse_args(argv)
     if not args.show:
-        tasks = [(v["cfg"], {k: x for k, x in v.items() if k != "cfg"}, args.dataset, args.layers, s, args.data_root)
+        # accuracy.run_one sets the task's epochs last, so a variant's own epochs go there
+        tasks = [{"dataset": args.dataset, "variant": "sweep", "config": v["cfg"], "layers": args.layers, "seed": s,
+                  "split": "random", "epochs": v.get("epochs", 200), "data_root": args.data_root,
+                  "overrides": {k: x for k, x in v.items() if k != "cfg"}}
                  for v in args.variants for s in range(args.seeds)]
         args.log.parent.mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(args.jobs) as pool, open(args.log, "a") as f:

@@ -128,8 +128,8 @@ void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* s
   uint8_t* codes = static_cast<uint8_t*>(scratch);
   const Epilogue epilogue(nullptr, a.plan, a.grid);
   // The rows are read once, in order, and the compares keep few loads in flight: without fetching
-  // ~4 KB ahead this ran at half the bandwidth of a plain sum over x (2M x 128 floats: 191 -> 96 ms
-  // on one thread, x.sum() 98 ms).
+  // ~4 KB ahead this ran at half the bandwidth of a plain sum over x (2M x 128 floats, one thread:
+  // 177-193 -> 100-137 ms, x.sum() 81-99 ms; benchmarks/RESULTS.md).
   const int64_t row_bytes = a.cols * 4, ahead = row_bytes > 0 ? (4096 + row_bytes - 1) / row_bytes : 0;
   for (int64_t i = r0; i < r1; ++i) {
     const float* x = a.x + i * a.cols;

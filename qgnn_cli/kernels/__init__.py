@@ -22,6 +22,7 @@ from qgnn_cli.kernels.library import (
 )
 from qgnn_cli.kernels.pack import pack, unpack, words_per_row
 from qgnn_cli.kernels.quantize import quantize_pack
+from qgnn_cli.kernels.site import site_codes
 from qgnn_cli.kernels.smp import smp_delta, smp_update
 from qgnn_cli.kernels.spmm import spmm, spmm_requant
 
@@ -31,6 +32,7 @@ __all__ = [
     "unpack",
     "words_per_row",
     "quantize_pack",
+    "site_codes",
     "spmm",
     "spmm_requant",
     "gemm",
