@@ -1,14 +1,14 @@
 """Packed inference of the paper's model: the quantized MLP, then K SMP steps on the packed kernels.
 
-The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. When every site of the
-propagation is on (the quantized models' plan: all but the last update), the propagation stays in
-packed codes from step to step: per step two fused ops, each an aggregation over A + I with the
-elementwise work that consumes it (``kernels/smp.py``): ``qgnn::smp_delta`` (A(X), x_half, dx and dx's
-aggregation input) and ``qgnn::smp_update`` (A(dX), the updated X on its site and the next step's
-aggregation input). They follow ``nn.smp.smp_propagate``'s float32 arithmetic element for element and
-are clocked as "aggregation". Otherwise (a site off: float values between sites) it runs
-``smp_propagate`` itself with packed aggregations plugged in. Both call ``nn.smp.update_multipliers``,
-so the multipliers follow training's eval forward.
+The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. The steps whose sites are
+all on (the quantized models' plan: every step but the last, whose aggregated results and update are
+the float output) stay in packed codes from step to step: per step two fused ops, each an aggregation
+over A + I with the elementwise work that consumes it (``kernels/smp.py``): ``qgnn::smp_delta`` (A(X),
+x_half, dx and dx's aggregation input) and ``qgnn::smp_update`` (A(dX), the updated X on its site and
+the next step's aggregation input). They follow ``nn.smp.smp_propagate``'s float32 arithmetic element
+for element and are clocked as "aggregation". The steps after them (from the first step with a site
+off: float values between sites) run ``smp_propagate`` itself with packed aggregations plugged in.
+Both call ``nn.smp.update_multipliers``, so the multipliers follow training's eval forward.
 """
 
 from __future__ import annotations
@@ -27,27 +27,26 @@ _OFF = Grid(32, 1.0, 0)
 
 def forward_smp(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
     """The propagated class scores (float32, before log-softmax) of ``model`` (a ``PackedModel``)."""
-    if _packed_propagation(model):
-        return _forward_packed(model, g, x, clock, energy)
-    return _forward_float(model, g, x, clock, energy)
+    steps = _packed_steps(model)
+    if steps == 0:
+        return _forward_float(model, g, x, clock, energy)
+    return _forward_packed(model, g, x, clock, energy, steps)
 
 
 def _site(model, k: int, name: str) -> Grid:
     return model.grids[f"prop.steps.{k}.{name}"]
 
 
-def _packed_propagation(model) -> bool:
-    """Whether every value the propagation hands from site to site is a code (see the module docstring)."""
-    if not model.grids["mlp.lin2.output"].enabled:
-        return False
+def _packed_steps(model) -> int:
+    """How many leading steps run on codes: a step needs its aggregations' sites on and its X as codes
+    (H's site for step 0, the previous update's after it); see the module docstring."""
     which = ("agg_x", "agg_dx") if model.smp_params.mode == "smp" else ("agg_x",)
     for k in range(model.layers):
-        names = [f"{w}.{s}" for w in which for s in ("input", "output")]
-        if k + 1 < model.layers:
-            names.append("update")
-        if not all(_site(model, k, n).enabled for n in names):
-            return False
-    return True
+        x_site = model.grids["mlp.lin2.output"] if k == 0 else _site(model, k - 1, "update")
+        if not (x_site.enabled and all(_site(model, k, f"{w}.{s}").enabled for w in which
+                                       for s in ("input", "output"))):
+            return k
+    return model.layers
 
 
 def _mlp(model, x: torch.Tensor, clock, to_next=None) -> torch.Tensor:
@@ -65,13 +64,11 @@ def _grid(g: Grid) -> tuple:
     return (g.bits, g.scale, g.zero, g.mult, g.skew)
 
 
-def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
+def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str, packed: int) -> torch.Tensor:
+    """The first ``packed`` steps on codes, the rest through :func:`_float_steps`."""
     p, steps, cols = model.smp_params, model.layers, model.num_classes
     h_grid = model.grids["mlp.lin2.output"]
     h = _mlp(model, x, clock, to_next=model.output_codes("mlp.lin2"))
-    if steps == 0:
-        with clock("requant"):
-            return dequant(h, h_grid, cols)
     keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta  # as smp_propagate computes them
     lam, s = p.lambda_init, p.s_init
     budget = p.alpha_th * g.num_entries
@@ -79,9 +76,9 @@ def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) 
     with clock("requant"):  # the first aggregation's input: Q(H * D^-1/2)
         pre = _site(model, 0, "agg_x.input").pack(dequant(h, h_grid, cols).mul_(g.dinv_col))
     xc, x_grid = h, h_grid
-    for k in range(steps):
+    for k in range(packed):
         x_in, ax_grid, upd = _site(model, k, "agg_x.input"), _site(model, k, "agg_x.output"), _site(model, k, "update")
-        nxt = _site(model, k + 1, "agg_x.input") if k + 1 < steps else _OFF
+        nxt = _site(model, k + 1, "agg_x.input") if k + 1 < packed else _OFF
         delta = [_grid(x_in), _grid(ax_grid), _grid(x_grid), _grid(h_grid)]  # + dx's aggregation input
         step = [_grid(x_grid), _grid(ax_grid), _grid(h_grid), _grid(upd), _grid(nxt)]  # after A(dX)'s two
         if p.mode == "appnp":  # smp_delta for A(X) (its dx is not used), then the update
@@ -100,14 +97,23 @@ def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) 
                 e_k = float(dirichlet_energy(dx, g)) if energy == "exact" else float(sq) - float(cross)
             lam, s = update_multipliers(lam, s, e_k, p, budget)
         xc, x_grid = out, upd
-    if x_grid.enabled:  # the last update site is on: its values are the output
+    if x_grid.enabled:  # the last packed step's update site is on: X is its codes' values
         with clock("requant"):
-            return dequant(xc, x_grid, cols)
-    return xc
+            xc = dequant(xc, x_grid, cols)
+    if packed == steps:
+        return xc
+    with clock("requant"):
+        h = dequant(h, h_grid, cols)
+    return _float_steps(model, g, h, clock, energy, start=(packed, xc, lam, s))
 
 
 def _forward_float(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -> torch.Tensor:
-    h = _mlp(model, x, clock)
+    """Every step in float between sites (:func:`_float_steps` from the MLP's output)."""
+    return _float_steps(model, g, _mlp(model, x, clock), clock, energy)
+
+
+def _float_steps(model, g: PackedGraph, h: torch.Tensor, clock, energy: str, start=None) -> torch.Tensor:
+    """``smp_propagate`` from H's values (or from ``start``, see there) with packed aggregations."""
     last = {}
 
     def aggregate(k: int, which: str, t: torch.Tensor) -> torch.Tensor:
@@ -125,4 +131,5 @@ def _forward_float(model, g: PackedGraph, x: torch.Tensor, clock, energy: str) -
                 return dirichlet_energy(dx, g)  # g quacks like nn.GraphOperator here
             return (dx * dx).sum() - (dx * last["dx"]).sum()
 
-    return smp_propagate(h, model.layers, model.smp_params, aggregate, update, energy_fn, g.num_entries)
+    return smp_propagate(h, model.layers, model.smp_params, aggregate, update, energy_fn, g.num_entries,
+                         start=start)

@@ -18,14 +18,16 @@ from qgnn_cli.quant import QLRQuantizer, qlr
 from qgnn_cli.quant.ste import site_backward, site_forward
 
 
-def aggregate_forward(x, module, op, skew_in: int, skew_out: int):
+def aggregate_forward(x, module, op, skew_in: int, skew_out: int | None):
     """The quantized training aggregation's forward without autograd: ``(state, y)`` (see
-    :class:`_FusedAggregate`)."""
+    :class:`_FusedAggregate`); ``skew_out`` None: the output site is off."""
     pre = x * op.dinv_col
     st_in, (centred, scale) = site_forward(pre, module.input_q._parameters["alpha"], module.input_q, None, False,
                                            skew_in)
     summed = torch.sparse.mm(op.a1, centred)
     out = (summed * scale) * op.dinv_col
+    if skew_out is None:  # the output site is off
+        return (st_in, None, summed, op), out
     st_out, y = site_forward(out, module.output_q._parameters["alpha"], module.output_q, None, True, skew_out)
     return (st_in, st_out, summed, op), y
 
@@ -33,7 +35,7 @@ def aggregate_forward(x, module, op, skew_in: int, skew_out: int):
 def aggregate_backward(state, grad, need_x: bool = True, need_a_in: bool = True, need_a_out: bool = True):
     """``(grad_x, grad_alpha_in, grad_alpha_out)``: what the six unfused nodes' backward gives."""
     st_in, st_out, summed, op = state
-    g_out, ga_out = site_backward(st_out, grad, None, True, need_a_out)
+    g_out, ga_out = site_backward(st_out, grad, None, True, need_a_out) if st_out is not None else (grad, None)
     g_prod = g_out * op.dinv_col  # d/d(summed * scale)
     g_summed = g_prod * st_in.scale
     g_scale = (g_prod * summed).sum()
@@ -52,7 +54,7 @@ class _FusedAggregate(torch.autograd.Function):
     arithmetic (tests/nn/test_aggregate.py compares the two)."""
 
     @staticmethod
-    def forward(ctx, x, alpha_in, alpha_out, module, op, skew_in: int, skew_out: int):
+    def forward(ctx, x, alpha_in, alpha_out, module, op, skew_in: int, skew_out: int | None):
         ctx.state, y = aggregate_forward(x, module, op, skew_in, skew_out)
         return y
 
@@ -63,11 +65,13 @@ class _FusedAggregate(torch.autograd.Function):
 
 
 def fusable(module: "QAggregate"):
-    """``(skew_in, skew_out)`` where the module's training forward can run fused, else None."""
+    """``(skew_in, skew_out)`` where the module's training forward can run fused, else None;
+    ``skew_out`` is None where the output site is off."""
     q_in, q_out = module.input_q, module.output_q
-    if not (module.training and qlr.FUSED and q_in.enabled and q_out.enabled):
+    if not (module.training and qlr.FUSED and q_in.enabled):
         return None
-    (init_in, skew_in), (init_out, skew_out) = q_in._python_state(), q_out._python_state()
+    init_in, skew_in = q_in._python_state()
+    init_out, skew_out = q_out._python_state() if q_out.enabled else (True, None)
     return (skew_in, skew_out) if init_in and init_out else None
 
 

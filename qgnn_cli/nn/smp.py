@@ -15,7 +15,11 @@ forward pass, step k does::
 ``A(X)`` and ``A(dX)`` are separate aggregation sites (their ranges differ by orders of magnitude).
 The last step's update site is off: its output is the model's output, which the packed runtime hands
 back in float; quantizing it only creates ties in the arg-max (at 2 bits every class score has one of
-four values, and Cora INT2-BT* lost 6 points to them).
+four values, and Cora INT2-BT* lost 6 points to them). For the same reason the last step's two
+aggregated results are off too: they only enter that float output (no kernel reads them as codes), and
+at 2 bits their four levels were most of what is left of those ties (Cora K=10, 5 seeds: INT2-BT*
+78.2 -> 79.8 %, INT2 77.6 -> 78.5 %; benchmarks/RESULTS.md). Every aggregation still quantizes the
+rows entering it, so every step's sparse product runs on packed codes.
 lambda and s are python floats (float64): multipliers of the constrained problem, updated by ascent,
 not trained, so no gradient flows through them. ``mode="appnp"`` drops the constraint step:
 ``X = Q_update(X_half)``, which with mu = 9, eta = 0.1 is APPNP with teleport 0.1.
@@ -82,19 +86,20 @@ def smp_propagate(
     energy: Callable[[torch.Tensor], torch.Tensor],
     num_entries: int,
     trace: list | None = None,
+    start: tuple[int, torch.Tensor, float, float] | None = None,
 ) -> torch.Tensor:
     """Run ``steps`` propagation steps from ``X^0 = h``.
 
     ``aggregate(k, "x" | "dx", t)`` is step k's ``A_hat @ t`` through that site pair, ``update(k, t)``
     step k's update quantizer, ``energy(dX)`` tr(dX^T L dX). ``trace``, when given, receives
-    ``(lambda, s, E_k)`` after every step (for tests and diagnostics).
+    ``(lambda, s, E_k)`` after every step (for tests and diagnostics). ``start``: ``(k0, X^k0, lambda,
+    s)`` to run only steps k0 .. steps-1 (the packed runtime, after the steps it ran on codes).
     """
     p = params
     keep, smooth = 1.0 - (1.0 + p.mu) * p.eta, p.mu * p.eta
-    lam, s = p.lambda_init, p.s_init
+    first, x, lam, s = start if start is not None else (0, h, p.lambda_init, p.s_init)
     budget = p.alpha_th * num_entries
-    x = h
-    for k in range(steps):
+    for k in range(first, steps):
         x_half = keep * x + smooth * aggregate(k, "x", x) + p.eta * h
         if p.mode == "appnp":
             x = update(k, x_half)
@@ -157,8 +162,12 @@ class PropStep(nn.Module):
 
     def __init__(self, plan: SitePlan, with_dx: bool, last: bool):
         super().__init__()
-        self.agg_x = QAggregate(plan.make("agg"), plan.make("agg"))
-        self.agg_dx = QAggregate(plan.make("agg"), plan.make("agg")) if with_dx else None
+
+        def result_site() -> QLRQuantizer:  # the last step's results are float output (module docstring)
+            return QLRQuantizer() if last else plan.make("agg")
+
+        self.agg_x = QAggregate(plan.make("agg"), result_site())
+        self.agg_dx = QAggregate(plan.make("agg"), result_site()) if with_dx else None
         self.update = QLRQuantizer() if last else plan.make("update")
 
     def sites(self) -> list[tuple[str, QLRQuantizer]]:
@@ -184,8 +193,8 @@ class SMPPropagation(nn.Module):
 
     def _fused_skews(self) -> list | None:
         """Every step's (agg_x, agg_dx, update) skews where the whole propagation can run through
-        :class:`_FusedStep` (training, smp with the authors' gradient, every aggregation quantized
-        and initialised, the update sites quantized and initialised or off), else None."""
+        :class:`_FusedStep` (training, smp with the authors' gradient, every aggregation's input
+        quantized, every quantized site initialised), else None."""
         p = self.params
         if not (self.training and qlr.FUSED and p.mode == "smp" and p.grad == "authors"):
             return None

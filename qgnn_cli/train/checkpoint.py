@@ -17,7 +17,7 @@ import torch
 from qgnn_cli.errors import ModelFileError
 
 CHECKPOINT_FORMAT = "qgnn-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: as model_file.MODEL_VERSION 2
 
 
 def atomic_save(obj, path: Path) -> None:

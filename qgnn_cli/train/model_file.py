@@ -2,7 +2,7 @@
 
 The file is ``torch.save`` of plain containers and tensors only::
 
-    {"format": "qgnn-model", "version": 1,
+    {"format": "qgnn-model", "version": 2,
      "config": TrainConfig.to_dict() (resolved),
      "state_dict": the model's state dict (parameters and quantizer buffers),
      "extra": {"num_features", "num_classes", "dataset",
@@ -27,7 +27,9 @@ from qgnn_cli.train.checkpoint import atomic_save
 from qgnn_cli.train.config import TrainConfig
 
 MODEL_FORMAT = "qgnn-model"
-MODEL_VERSION = 1
+# 2: the last SMP step's aggregated-result sites are off (nn/smp.py); a version-1 state dict would
+# load into the new sites silently and predict differently, so version-1 files are refused.
+MODEL_VERSION = 2
 
 
 def model_from_config(config: TrainConfig, num_features: int, num_classes: int) -> nn.Module:
@@ -73,7 +75,8 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path}: not a qgnn model file (format {data.get('format') if isinstance(data, dict) else None!r})")
     if data.get("version") != MODEL_VERSION:
-        raise ModelFileError(f"{path}: model file version {data.get('version')}, this qgnn reads {MODEL_VERSION}")
+        raise ModelFileError(f"{path}: model file version {data.get('version')}, this qgnn reads {MODEL_VERSION}: "
+                             "retrain the model with this qgnn")
     try:
         config = TrainConfig.from_dict(data["config"])
         extra = data["extra"]

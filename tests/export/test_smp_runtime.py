@@ -1,8 +1,9 @@
 """The packed SMP propagation (export/smp_runtime.py): the fused code-to-code path against the float one.
 
-The fused path (``qgnn::smp_delta`` / ``smp_update`` between packed aggregations) must give the very
-numbers of the float path (``smp_propagate`` with packed aggregations) and of the QAT model's eval
-forward, for every propagation mode.
+The fused path (``qgnn::smp_delta`` / ``smp_update`` between packed aggregations, for the leading steps
+whose sites are all on, then float steps) must give the very numbers of the float path
+(``smp_propagate`` with packed aggregations) and of the QAT model's eval forward, for every
+propagation mode.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from qgnn_cli.export import PackedGraph, PackedModel, pack_model
 from qgnn_cli.export.ptq import calibrate, quantized_config
 from qgnn_cli.export.siteops import StageClock
-from qgnn_cli.export.smp_runtime import _forward_float, _packed_propagation
+from qgnn_cli.export.smp_runtime import _forward_float, _packed_steps
 from qgnn_cli.nn import GraphOperator
 from qgnn_cli.train import TrainConfig, model_from_config, node_features
 
@@ -30,7 +31,7 @@ def _float_path(packed: PackedModel, graph, energy: str) -> torch.Tensor:
 def test_fused_path_equals_the_float_path(cora, quantized, bits, bt):
     model, config = quantized("smp", bits, bt)
     packed = PackedModel(*pack_model(model, config.to_dict()))
-    assert _packed_propagation(packed)
+    assert _packed_steps(packed) == config.layers - 1  # the last step's results are float output
     assert torch.equal(packed.forward(cora), _float_path(packed, cora, "exact"))
     # identity energy: float64 sums in the kernels vs float32 sums in torch; lambda moves by rounding only
     fast, ref = packed.forward(cora, energy="identity"), _float_path(packed, cora, "identity")
@@ -50,17 +51,19 @@ def test_every_propagation_mode_matches_the_quantized_model(cora, prop, grad, bi
     with torch.no_grad():
         ref = model(x, op)
     packed = PackedModel(*pack_model(model, config.to_dict()))
-    assert _packed_propagation(packed)
+    assert _packed_steps(packed) == 4
     assert torch.equal(packed.forward(cora, x), ref)
 
 
-def test_a_site_off_takes_the_float_path(cora, fp32_models):
+@pytest.mark.parametrize("site_bits,packed_steps", [({"update": 32}, 1), ({"linear": 32}, 0)])
+def test_a_site_off_ends_the_packed_steps(cora, fp32_models, site_bits, packed_steps):
+    """Update sites off: step 0 runs on codes and hands float X on; H off (``linear``): no step can."""
     from qgnn_cli.export.ptq import post_training_quantize
 
     fp32, config = fp32_models["smp"]
-    model, qconfig, _ = post_training_quantize(fp32, config, cora, 2, site_bits={"update": 32})
+    model, qconfig, _ = post_training_quantize(fp32, config, cora, 2, site_bits=site_bits)
     packed = PackedModel(*pack_model(model, qconfig.to_dict()))
-    assert not _packed_propagation(packed)
+    assert _packed_steps(packed) == packed_steps
     x = node_features(cora, qconfig)
     with torch.no_grad():
         ref = model.eval()(x, GraphOperator.from_adj(cora.adj))

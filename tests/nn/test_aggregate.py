@@ -48,10 +48,12 @@ def test_gradients_flow_through_quantized_aggregation(seeded):
     assert agg.input_q.alpha.grad.abs() > 0 and agg.output_q.alpha.grad.abs() > 0
 
 
+@pytest.mark.parametrize("output_on", [True, False])
 @pytest.mark.parametrize("bits,bt", [(2, "none"), (8, "none"), (2, "bt*")])
-def test_fused_training_aggregation_is_the_unfused_one_bit_for_bit(bits, bt, seeded, monkeypatch):
+def test_fused_training_aggregation_is_the_unfused_one_bit_for_bit(bits, bt, output_on, seeded, monkeypatch):
     """nn/aggregate.py's one-node training aggregation against the module's unfused ops: the same
-    output, input gradient, alpha gradients and running ranges, as int32 bit patterns."""
+    output, input gradient, alpha gradients and running ranges, as int32 bit patterns; with the
+    output site off too (the last SMP step's)."""
     from qgnn_cli.quant import qlr
 
     g = ring_graph(40, 9)
@@ -61,15 +63,16 @@ def test_fused_training_aggregation_is_the_unfused_one_bit_for_bit(bits, bt, see
 
     def run(fused: bool):
         torch.manual_seed(0)
-        agg = QAggregate(QLRQuantizer(bits, bt), QLRQuantizer(bits, bt)).train()
+        agg = QAggregate(QLRQuantizer(bits, bt), QLRQuantizer(bits, bt) if output_on else QLRQuantizer()).train()
         agg(x0, op)  # first batch: ranges and alphas
         monkeypatch.setattr(qlr, "FUSED", fused)
         x = (x0 * 1.7).requires_grad_()
         y = agg(x, op)
         (y * w).sum().backward()
         monkeypatch.setattr(qlr, "FUSED", True)
-        tensors = [y.detach(), x.grad, agg.input_q.alpha.grad, agg.output_q.alpha.grad,
-                   agg.input_q.running_max, agg.output_q.running_min]
+        tensors = [y.detach(), x.grad, agg.input_q.alpha.grad, agg.input_q.running_max]
+        if output_on:
+            tensors += [agg.output_q.alpha.grad, agg.output_q.running_min]
         return [t.contiguous().view(torch.int32).reshape(-1).tolist() for t in tensors]
 
     assert run(True) == run(False)

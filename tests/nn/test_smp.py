@@ -82,6 +82,17 @@ def test_sites_are_listed_step_by_step():
     assert len(SMPPropagation(2, SMPParams(mode="appnp"), SitePlan(4)).sites()) == 6
 
 
+def test_the_last_step_hands_its_results_on_in_float():
+    """The last step's aggregated results and update are the model's output: off. Every step's
+    aggregation inputs (the packed SpMM's operands) and the other steps' sites stay quantized."""
+    prop = SMPPropagation(3, SMPParams(), SitePlan(2, "bt*"))
+    off = {n for n, q in prop.sites() if not q.enabled}
+    assert off == {"steps.2.agg_x.output", "steps.2.agg_dx.output", "steps.2.update"}
+    assert all(q.bits == 2 and q.bt == "bt*" for n, q in prop.sites() if n not in off)
+    appnp = SMPPropagation(3, SMPParams(mode="appnp"), SitePlan(2))
+    assert {n for n, q in appnp.sites() if not q.enabled} == {"steps.2.agg_x.output", "steps.2.update"}
+
+
 @pytest.mark.parametrize("bits,bt", [(8, "none"), (2, "none"), (2, "bt*")])
 def test_fused_training_propagation_is_the_unfused_one_bit_for_bit(bits, bt, seeded, monkeypatch):
     """nn/smp.py's one-node training steps against the module-by-module loop: the same output,

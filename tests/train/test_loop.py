@@ -66,11 +66,14 @@ def test_model_file_round_trip_and_metrics(tmp_path):
     model, loaded = load_model(tmp_path / "model.pt")
     assert loaded == config.resolved() and not model.training
     data = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert data["format"] == "qgnn-model" and data["version"] == 1
+    assert data["format"] == "qgnn-model" and data["version"] == 2
     assert [s["name"] for s in data["extra"]["sites"]][:3] == ["mlp.lin1.input", "mlp.lin1.weight", "mlp.lin1.output"]
     sites = data["extra"]["sites"]
-    assert all(s["bits"] == 4 for s in sites[:-1])
-    assert sites[-1]["name"] == "prop.steps.3.update" and sites[-1]["bits"] == 32  # the output stays float
+    # the last step's aggregated results and update are the output, which stays float
+    float_out = {"prop.steps.3.agg_x.output", "prop.steps.3.agg_dx.output", "prop.steps.3.update"}
+    assert {s["name"] for s in sites if s["bits"] == 32} == float_out
+    assert all(s["bits"] == 4 for s in sites if s["name"] not in float_out)
+    assert sites[-1]["name"] == "prop.steps.3.update"
     op = GraphOperator.from_adj(GRAPH.adj)
     with torch.no_grad():
         acc = float((model(node_features(GRAPH, loaded), op).argmax(1) == GRAPH.y)[GRAPH.test_mask].float().mean())
