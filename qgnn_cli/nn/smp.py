@@ -17,7 +17,7 @@ The last step's update site is off: its output is the model's output, which the 
 back in float; quantizing it only creates ties in the arg-max (at 2 bits every class score has one of
 four values, and Cora INT2-BT* lost 6 points to them). For the same reason the last step's two
 aggregated results are off too: they only enter that float output (no kernel reads them as codes), and
-at 2 bits their four levels were most of what is left of those ties (Cora K=10, 5 seeds: INT2-BT*
+at 2 bits their four levels tie class scores as well (Cora K=10, 5 seeds, quantized -> off: INT2-BT*
 78.2 -> 79.8 %, INT2 77.6 -> 78.5 %; benchmarks/RESULTS.md). Every aggregation still quantizes the
 rows entering it, so every step's sparse product runs on packed codes.
 lambda and s are python floats (float64): multipliers of the constrained problem, updated by ascent,

@@ -43,5 +43,6 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{path}: not a qgnn checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
-        raise ModelFileError(f"{path}: checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}")
+        raise ModelFileError(f"{path}: checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}: "
+                             "it was written by another qgnn; start the run again without --resume")
     return state

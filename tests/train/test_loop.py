@@ -91,12 +91,22 @@ def test_bad_model_files_are_refused(tmp_path):
     torch.save({"format": "something-else"}, other)
     with pytest.raises(ModelFileError, match="not a qgnn model"):
         load_model(other)
-    newer = tmp_path / "newer.pt"
-    torch.save({"format": "qgnn-model", "version": 99}, newer)
-    with pytest.raises(ModelFileError, match="version 99"):
-        load_model(newer)
+    for version in (99, 1):  # 1: before the last SMP step's results went float; its state would load silently
+        path = tmp_path / f"v{version}.pt"
+        torch.save({"format": "qgnn-model", "version": version}, path)
+        with pytest.raises(ModelFileError, match=f"version {version}, .*retrain"):
+            load_model(path)
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_a_checkpoint_of_another_version_is_refused(tmp_path):
+    from qgnn_cli.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": 1}, path)
+    with pytest.raises(ModelFileError, match="checkpoint version 1, expected 2: .*without --resume"):
+        load_checkpoint(path)
 
 
 def test_graph_without_labels_is_refused():
