@@ -2,7 +2,7 @@
 
     h_0     = ReLU(QLinear(in -> hidden)(dropout(x)))
     h_{l+1} = Q_update(ReLU(A(QLinear_l(h_l)) + b_l))        l = 0 .. L-1, each with its own weights
-    out     = QLinear(hidden -> classes)(dropout(h_L))
+    out     = QLinear(hidden -> classes)(dropout(h_L))    # output site off: the class scores stay float
 
 (each dropout inside its QLinear, after the input quantizer; lin_in's ReLU before its output
 quantizer: ``quant/linear.py``).
@@ -61,8 +61,10 @@ class DeepGCN(nn.Module):
         self.lin_in = QLinear(in_features, hidden, input_q=plan.make("input"), weight_q=plan.make("weight"),
                               output_q=plan.make("linear"), dropout=dropout, relu=True)
         self.layers = nn.ModuleList(QGCNLayer(hidden, plan) for _ in range(layers))
+        # lin_out's output site is off: its values are the class scores the model returns (as the last
+        # SMP step's results, nn/smp.py); quantized, they tie in the arg-max
         self.lin_out = QLinear(hidden, num_classes, input_q=plan.make("linear"), weight_q=plan.make("weight"),
-                               output_q=plan.make("linear"), dropout=dropout)
+                               dropout=dropout)
         self.register_buffer("multipliers", torch.zeros(layers))
         self._violations: list[torch.Tensor] = []
 

@@ -27,8 +27,9 @@ from qgnn_cli.train.checkpoint import atomic_save
 from qgnn_cli.train.config import TrainConfig
 
 MODEL_FORMAT = "qgnn-model"
-# 2: the last SMP step's aggregated-result sites are off (nn/smp.py); a version-1 state dict would
-# load into the new sites silently and predict differently, so version-1 files are refused.
+# 2: the class scores stay float (the last SMP step's aggregated results, nn/smp.py; the GCN's lin_out
+# output, nn/gcn.py); a version-1 state dict would load into those sites silently and predict
+# differently, so version-1 files are refused.
 MODEL_VERSION = 2
 
 
