@@ -6,8 +6,9 @@
 
 Each variant is one of accuracy.py's CONFIGS (``cfg``) plus TrainConfig fields on top; every seed is one
 single-threaded run of accuracy.py's (random split, 200 epochs), appended to the log as it ends with the
-fields it trained with. The table gives mean validation and test accuracy per variant: choose on
-validation, report test.
+fields it trained with and the commit it ran at (``+`` marks uncommitted changes; rows logged before
+the commit was recorded have none). The table gives mean validation and test accuracy per variant and
+commit: choose on validation, report test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,15 +36,27 @@ def run_one(task: dict) -> dict:
     return {**train_one(task), "fields": {**CONFIGS[task["config"]], **task["overrides"]}}
 
 
+def current_commit() -> str:
+    """HEAD's short hash, with ``+`` when the tracked files differ from it; ``-`` outside a checkout."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "-"
+
+
 def show(log: Path) -> None:
     groups: dict = {}
     for line in log.read_text().splitlines():
         r = json.loads(line)
-        groups.setdefault((r["dataset"], r["layers"], json.dumps(r["fields"], sort_keys=True)), []).append(r)
-    for (dataset, layers, fields), rows in groups.items():
+        key = (r["dataset"], r["layers"], json.dumps(r["fields"], sort_keys=True), r.get("commit", "-"))
+        groups.setdefault(key, []).append(r)
+    for (dataset, layers, fields, commit), rows in groups.items():
         rows.sort(key=lambda r: r["seed"])
         test = [100 * r["test_acc"] for r in rows]
-        print(f"{dataset:9s} K={layers:<3d} {fields:100s} n={len(rows)} "
+        print(f"{dataset:9s} K={layers:<3d} {commit:9s} {fields:100s} n={len(rows)} "
               f"val {statistics.mean(100 * r['best_val_acc'] for r in rows):.1f} test {statistics.mean(test):.1f} "
               f"[{' '.join(f'{t:.1f}' for t in test)}]")
 
@@ -65,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                   "overrides": {k: x for k, x in v.items() if k != "cfg"}}
                  for v in args.variants for s in range(args.seeds)]
         args.log.parent.mkdir(parents=True, exist_ok=True)
+        commit = current_commit()
         with ProcessPoolExecutor(args.jobs) as pool, open(args.log, "a") as f:
             for row in pool.map(run_one, tasks):
-                f.write(json.dumps(row) + "\n")
+                f.write(json.dumps({**row, "commit": commit}) + "\n")
                 f.flush()
     show(args.log)
     return 0
