@@ -195,12 +195,14 @@ struct SmpStepArgs {
   const uint32_t *x, *ax, *h;  // ax: smp_update only (smp_delta aggregates it)
   int64_t x_words, ax_words, h_words;
   Grid gx, gax, gh;
+  const float* ax_float;  // smp_update: AX as float32 [rows, cols] when its site (gax) is off, else nullptr
   const float* dinv;  // [rows]
   int64_t cols;
   float keep, smooth, eta, c;
   int mode;  // smp_update: 0 authors, 1 exact, 2 appnp
-  uint32_t* ax_out;  // smp_delta: AX on agg_out
+  uint32_t* ax_out;  // smp_delta: AX on agg_out (nullptr when agg_out is off)
   int64_t ax_out_words;
+  float* ax_out_float;  // smp_delta: AX as float32 [rows, cols] when agg_out is off, else nullptr
   Grid out_grid;        // smp_delta: dx_in; smp_update: the update site (bits 32: off, float output)
   uint32_t* out_codes;  // on out_grid, or nullptr
   int64_t out_words;

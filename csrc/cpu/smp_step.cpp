@@ -65,10 +65,16 @@ int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
   return deg;
 }
 
-// The aggregated row's code of column f on agg_out: qgnn::spmm_requant's epilogue.
-inline uint32_t aggregated_code(const SmpStepArgs& a, const int32_t* acc, int64_t f, int64_t deg, float di) {
+// The aggregated row's value in column f, float(S) * scale * dinv: qgnn::spmm's output.
+inline float aggregated_value(const SmpStepArgs& a, const int32_t* acc, int64_t f, int64_t deg, float di) {
   const int32_t s = static_cast<int32_t>(static_cast<int64_t>(a.agg_in.mult) * acc[f] - deg * a.agg_in.zero);
-  return code_of(static_cast<float>(s) * a.agg_in.scale * di, a.agg_out);
+  return static_cast<float>(s) * a.agg_in.scale * di;
+}
+
+// The aggregated value on agg_out (qgnn::spmm_requant's epilogue), or itself where agg_out is off.
+inline float aggregated_on_site(const SmpStepArgs& a, const int32_t* acc, int64_t f, int64_t deg, float di) {
+  const float v = aggregated_value(a, acc, f, deg, di);
+  return a.agg_out.bits == 32 ? v : value_of(code_of(v, a.agg_out), a.agg_out);
 }
 
 // x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
@@ -87,16 +93,21 @@ SmpRows smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t deg = gather(a, i, acc, &r.bad);
     const float di = a.dinv[i];
-    uint32_t* ax_row = a.ax_out + i * a.ax_out_words;
+    uint32_t* ax_row = a.ax_out != nullptr ? a.ax_out + i * a.ax_out_words : nullptr;
     uint32_t* dst = a.out_codes + i * a.out_words;
-    clear(ax_row, a.ax_out_words);
+    if (ax_row != nullptr) clear(ax_row, a.ax_out_words);
     clear(dst, a.out_words);
     for (int64_t j = 0; j < a.cols; ++j) {
-      const uint32_t axc = aggregated_code(a, acc, j, deg, di);
-      put_code(ax_row, j, a.agg_out.bits, axc);
+      float ax = aggregated_value(a, acc, j, deg, di);
+      if (ax_row != nullptr) {
+        const uint32_t axc = code_of(ax, a.agg_out);
+        put_code(ax_row, j, a.agg_out.bits, axc);
+        ax = value_of(axc, a.agg_out);
+      } else {
+        a.ax_out_float[i * a.cols + j] = ax;
+      }
       float half, dx;
-      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), value_of(axc, a.agg_out), value_at(a.h + i * a.h_words, j, a.gh),
-              &half, &dx);
+      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), ax, value_at(a.h + i * a.h_words, j, a.gh), &half, &dx);
       if (a.out_float != nullptr) a.out_float[i * a.cols + j] = dx;
       r.energy += static_cast<double>(dx) * static_cast<double>(dx);
       put_code(dst, j, a.out_grid.bits, code_of(dx * di, a.out_grid));
@@ -117,10 +128,10 @@ SmpRows smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, in
     if (pre != nullptr) clear(pre, a.pre_words);
     for (int64_t j = 0; j < a.cols; ++j) {
       float x, dx;
-      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), value_at(a.ax + i * a.ax_words, j, a.gax),
-              value_at(a.h + i * a.h_words, j, a.gh), &x, &dx);
+      const float ax = a.ax_float != nullptr ? a.ax_float[i * a.cols + j] : value_at(a.ax + i * a.ax_words, j, a.gax);
+      half_of(a, value_at(a.x + i * a.x_words, j, a.gx), ax, value_at(a.h + i * a.h_words, j, a.gh), &x, &dx);
       if (a.mode != 2) {
-        const float adx = value_of(aggregated_code(a, acc, j, deg, di), a.agg_out);
+        const float adx = aggregated_on_site(a, acc, j, deg, di);
         r.energy += static_cast<double>(dx) * static_cast<double>(adx);
         x = a.mode == 0 ? x + a.c * adx : x - a.c * (dx - adx);
       }
@@ -144,13 +155,14 @@ constexpr int64_t kBlock = 2048;
 
 bool valid_bits(int64_t b, bool may_be_off) { return b == 1 || b == 2 || b == 4 || b == 8 || (may_be_off && b == 32); }
 
+// `may_be_off`: bit s set where grid s may be off (bits 32).
 std::vector<Grid> read_grids(at::IntArrayRef bits, at::ArrayRef<double> scales, at::IntArrayRef zeros,
-                             at::IntArrayRef mults, at::IntArrayRef skews, size_t n, size_t first_optional) {
+                             at::IntArrayRef mults, at::IntArrayRef skews, size_t n, uint32_t may_be_off) {
   TORCH_CHECK(bits.size() == n && scales.size() == n && zeros.size() == n && mults.size() == n && skews.size() == n,
               "expected ", n, " grids");
   std::vector<Grid> out;
   for (size_t s = 0; s < n; ++s) {
-    TORCH_CHECK(valid_bits(bits[s], s >= first_optional), "grid ", s, ": unsupported bit width ", bits[s]);
+    TORCH_CHECK(valid_bits(bits[s], (may_be_off >> s) & 1u), "grid ", s, ": unsupported bit width ", bits[s]);
     if (bits[s] != 32) {
       const int64_t levels = mults[s] * ((int64_t{1} << bits[s]) - 1);
       TORCH_CHECK(mults[s] >= 1 && levels <= 255 && zeros[s] >= 0 && zeros[s] <= levels, "grid ", s, " malformed");
@@ -225,7 +237,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
     at::IntArrayRef zeros, at::IntArrayRef mults, at::IntArrayRef skews, double keep, double smooth, double eta,
     bool want_dx) {
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
-  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 5, 5);
+  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 5, 1u << 1);
   a.agg_in = g[0];
   a.agg_out = a.gax = g[1];
   a.gx = g[2];
@@ -234,12 +246,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
   a.agg = rows_of(pre, "pre", a.agg_in, a.rows, cols, &a.agg_words);
   a.x = rows_of(x, "x", a.gx, a.rows, cols, &a.x_words);
   a.h = rows_of(h, "h", a.gh, a.rows, cols, &a.h_words);
-  a.ax_out_words = words_per_row(cols, a.agg_out.bits);
+  const bool ax_on = a.agg_out.bits != 32;
   a.out_words = words_per_row(cols, a.out_grid.bits);
-  at::Tensor ax = output_empty({a.rows, a.ax_out_words}, x.options());
+  at::Tensor ax = ax_on ? output_empty({a.rows, words_per_row(cols, a.agg_out.bits)}, x.options())
+                        : output_empty({a.rows, cols}, x.options().dtype(at::kFloat));
   at::Tensor codes = output_empty({a.rows, a.out_words}, x.options());
   at::Tensor dx = output_empty({want_dx ? a.rows : 0, cols}, x.options().dtype(at::kFloat));
-  a.ax_out = reinterpret_cast<uint32_t*>(ax.data_ptr<int32_t>());
+  if (ax_on) {
+    a.ax_out = reinterpret_cast<uint32_t*>(ax.data_ptr<int32_t>());
+    a.ax_out_words = ax.size(1);
+  } else {
+    a.ax_out_float = ax.data_ptr<float>();
+  }
   a.out_codes = reinterpret_cast<uint32_t*>(codes.data_ptr<int32_t>());
   a.out_float = want_dx ? dx.data_ptr<float>() : nullptr;
   at::Tensor sq = run_blocks(a, use_avx512() ? &smp_delta_rows_avx512 : &smp_delta_rows_generic);
@@ -254,7 +272,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
   TORCH_CHECK(mode >= 0 && mode <= 2, "mode must be 0 (authors), 1 (exact) or 2 (appnp)");
   TORCH_CHECK(mode == 2 || dxc.has_value(), "modes authors and exact need dxc");
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
-  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 7, 5);
+  const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 7, (1u << 1) | (1u << 3) | (1u << 5) | (1u << 6));
   a.agg_in = g[0];
   a.agg_out = g[1];
   a.gx = g[2];
@@ -266,7 +284,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
   a.mode = static_cast<int>(mode);
   if (mode != 2) a.agg = rows_of(*dxc, "dxc", a.agg_in, a.rows, cols, &a.agg_words);
   a.x = rows_of(x, "x", a.gx, a.rows, cols, &a.x_words);
-  a.ax = rows_of(ax, "ax", a.gax, a.rows, cols, &a.ax_words);
+  if (a.gax.bits != 32) {
+    a.ax = rows_of(ax, "ax", a.gax, a.rows, cols, &a.ax_words);
+  } else {
+    TORCH_CHECK(ax.scalar_type() == at::kFloat && ax.dim() == 2 && ax.is_contiguous() && ax.size(0) == a.rows &&
+                    ax.size(1) == cols,
+                "ax must be contiguous float32 [rows, cols] when its site is off");
+    a.ax_float = ax.data_ptr<float>();
+  }
   a.h = rows_of(h, "h", a.gh, a.rows, cols, &a.h_words);
   const bool update_on = a.out_grid.bits != 32, next_on = a.next_grid.bits != 32;
   at::Tensor out = update_on ? output_empty({a.rows, words_per_row(cols, a.out_grid.bits)}, x.options())

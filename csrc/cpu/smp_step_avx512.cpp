@@ -163,14 +163,17 @@ int64_t gather_rt(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums
   }
 }
 
-// The aggregated codes of a group on agg_out: qgnn::spmm_requant's epilogue, float(S) * scale * dinv.
-inline __m512i aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m512 di, const Grid16& agg_out,
-                            __mmask16 m) {
+// The aggregated values of a group, float(S) * scale * dinv: qgnn::spmm's output (spmm_requant's
+// epilogue quantizes them onto agg_out).
+inline __m512 aggregated16(const SmpStepArgs& a, __m512i sums, int64_t deg, __m512 di) {
   const Grid& g = a.agg_in;
   const __m512i s = _mm512_sub_epi32(_mm512_mullo_epi32(sums, _mm512_set1_epi32(g.mult)),
                                      _mm512_set1_epi32(static_cast<int32_t>(deg * g.zero)));
-  return codes16(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di), agg_out, m);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(g.scale)), di);
 }
+
+// A grid's 16-lane constants; an off grid (bits 32, never quantized to) gets a placeholder's.
+inline Grid16 grid16(const Grid& g) { return Grid16(g.bits == 32 ? Grid{8, 1.0f, 0, 1, 0} : g); }
 
 inline __m512 row_value(const uint32_t* rows, int64_t words, int64_t i, int64_t grp, const Grid& g, int bits) {
   return value16(codes_at(rows + i * words, words * 4, grp, bits), g);
@@ -228,20 +231,26 @@ SmpRows delta_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* scr
   const SmpStepArgs a = a_in;  // a local copy: its grids stay in registers across the stores below
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
   const int64_t groups = U::groups(a);
-  const Grid16 g_agg(a.agg_out), g_out(a.out_grid);  // the quantizers' constants, once per call
+  const Grid16 g_agg = grid16(a.agg_out), g_out(a.out_grid);  // the quantizers' constants, once per call
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t deg = U::gather(a, i, groups, sums, &bad);
     const __m512 di = _mm512_set1_ps(a.dinv[i]);
-    uint32_t* ax_row = a.ax_out + i * a.ax_out_words;
+    uint32_t* ax_row = a.ax_out != nullptr ? a.ax_out + i * a.ax_out_words : nullptr;
     uint32_t* dst = a.out_codes + i * a.out_words;
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
-      const __m512i qax = aggregated16(a, sums[grp], deg, di, g_agg, m);
-      pack16(qax, U::bits(a.agg_out), grp, groups, ax_row, a.ax_out_words);
+      __m512 ax = aggregated16(a, sums[grp], deg, di);
+      if (ax_row != nullptr) {
+        const __m512i qax = codes16(ax, g_agg, m);
+        pack16(qax, U::bits(a.agg_out), grp, groups, ax_row, a.ax_out_words);
+        ax = value16(qax, a.agg_out);
+      } else {
+        _mm512_mask_storeu_ps(a.ax_out_float + i * a.cols + 16 * grp, m, ax);
+      }
       __m512 half, dx;
-      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)), value16(qax, a.agg_out),
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)), ax,
              row_value(a.h, a.h_words, i, grp, a.gh, U::bits(a.gh)), &half, &dx);
       if (a.out_float != nullptr) _mm512_mask_storeu_ps(a.out_float + i * a.cols + 16 * grp, m, dx);
       add_products(acc, dx, dx, m);
@@ -258,7 +267,7 @@ SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* sc
   __m512i* sums = reinterpret_cast<__m512i*>(scratch);
   const Grid &gu = a.out_grid, &gn = a.next_grid;
   const int64_t groups = U::groups(a);
-  const Grid16 g_agg(a.agg_out), g_upd(gu), g_next(gn);  // the quantizers' constants, once per call
+  const Grid16 g_agg = grid16(a.agg_out), g_upd = grid16(gu), g_next = grid16(gn);  // once per call
   const __m512 c = _mm512_set1_ps(a.c);
   __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   int64_t bad = 0;
@@ -270,11 +279,13 @@ SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* sc
     for (int64_t grp = 0; grp < groups; ++grp) {
       const __mmask16 m = tail16(a.cols - 16 * grp);
       __m512 x, dx;
-      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)),
-             row_value(a.ax, a.ax_words, i, grp, a.gax, U::bits(a.gax)),
+      const __m512 ax = a.ax_float != nullptr ? _mm512_maskz_loadu_ps(m, a.ax_float + i * a.cols + 16 * grp)
+                                              : row_value(a.ax, a.ax_words, i, grp, a.gax, U::bits(a.gax));
+      half16(a, row_value(a.x, a.x_words, i, grp, a.gx, U::bits(a.gx)), ax,
              row_value(a.h, a.h_words, i, grp, a.gh, U::bits(a.gh)), &x, &dx);
       if (a.mode != 2) {
-        const __m512 adx = value16(aggregated16(a, sums[grp], deg, di, g_agg, m), a.agg_out);
+        __m512 adx = aggregated16(a, sums[grp], deg, di);
+        if (a.agg_out.bits != 32) adx = value16(codes16(adx, g_agg, m), a.agg_out);
         add_products(acc, dx, adx, m);
         x = a.mode == 0 ? _mm512_add_ps(x, _mm512_mul_ps(c, adx)) : _mm512_sub_ps(x, _mm512_mul_ps(c, _mm512_sub_ps(dx, adx)));
       }
@@ -295,7 +306,7 @@ SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* sc
 }  // namespace
 
 SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
-  const Grid* const grids[] = {&a.agg_in, &a.agg_out, &a.gx, &a.gh, &a.out_grid};
+  const Grid* const grids[] = {&a.agg_in, a.ax_out != nullptr ? &a.agg_out : nullptr, &a.gx, &a.gh, &a.out_grid};
   switch (uniform_bits(a.cols, grids)) {
     case 2: return delta_rows<2>(a, r0, r1, scratch);
     case 4: return delta_rows<4>(a, r0, r1, scratch);
@@ -307,7 +318,9 @@ SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int
   const Grid* agg_in = a.mode != 2 ? &a.agg_in : nullptr;
   const Grid* out = a.out_codes != nullptr ? &a.out_grid : nullptr;
   const Grid* next = a.pre != nullptr ? &a.next_grid : nullptr;
-  const Grid* const grids[] = {agg_in, &a.agg_out, &a.gx, &a.gax, &a.gh, out, next};
+  const Grid* adx = a.mode != 2 && a.agg_out.bits != 32 ? &a.agg_out : nullptr;
+  const Grid* ax = a.ax_float == nullptr ? &a.gax : nullptr;
+  const Grid* const grids[] = {agg_in, adx, &a.gx, ax, &a.gh, out, next};
   switch (uniform_bits(a.cols, grids)) {
     case 2: return update_rows<2>(a, r0, r1, scratch);
     case 4: return update_rows<4>(a, r0, r1, scratch);

@@ -1,14 +1,15 @@
 """Packed inference of the paper's model: the quantized MLP, then K SMP steps on the packed kernels.
 
-The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. The steps whose sites are
-all on (the quantized models' plan: every step but the last, whose aggregated results and update are
-the float output) stay in packed codes from step to step: per step two fused ops, each an aggregation
-over A + I with the elementwise work that consumes it (``kernels/smp.py``): ``qgnn::smp_delta`` (A(X),
-x_half, dx and dx's aggregation input) and ``qgnn::smp_update`` (A(dX), the updated X on its site and
-the next step's aggregation input). They follow ``nn.smp.smp_propagate``'s float32 arithmetic element
-for element and are clocked as "aggregation". The steps after them (from the first step with a site
-off: float values between sites) run ``smp_propagate`` itself with packed aggregations plugged in.
-Both call ``nn.smp.update_multipliers``, so the multipliers follow training's eval forward.
+The MLP runs on :class:`~qgnn_cli.export.runtime.PackedModel`'s GEMM path. The propagation stays in
+packed codes from step to step: per step two fused ops, each an aggregation over A + I with the
+elementwise work that consumes it (``kernels/smp.py``): ``qgnn::smp_delta`` (A(X), x_half, dx and dx's
+aggregation input) and ``qgnn::smp_update`` (A(dX), the updated X on its site and the next step's
+aggregation input). The last step's aggregated results and update are off (the quantized models' plan:
+they are the float output), so there AX, A(dX) and X come out in float32. The ops follow
+``nn.smp.smp_propagate``'s float32 arithmetic element for element and are clocked as "aggregation".
+From the first step whose aggregation inputs or X are not codes (a site a user turned off), the steps
+run ``smp_propagate`` itself with packed aggregations plugged in. Both call
+``nn.smp.update_multipliers``, so the multipliers follow training's eval forward.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ def _site(model, k: int, name: str) -> Grid:
 
 
 def _packed_steps(model) -> int:
-    """How many leading steps run on codes: a step needs its aggregations' sites on and its X as codes
-    (H's site for step 0, the previous update's after it); see the module docstring."""
+    """How many leading steps run on codes: a step needs its aggregations' inputs on and its X as codes
+    (H's site for step 0, the previous update's after it); its aggregated results and update may be off
+    (the last step's are), and then pass between the two ops in float32. See the module docstring."""
     which = ("agg_x", "agg_dx") if model.smp_params.mode == "smp" else ("agg_x",)
     for k in range(model.layers):
         x_site = model.grids["mlp.lin2.output"] if k == 0 else _site(model, k - 1, "update")
-        if not (x_site.enabled and all(_site(model, k, f"{w}.{s}").enabled for w in which
-                                       for s in ("input", "output"))):
+        if not (x_site.enabled and all(_site(model, k, f"{w}.input").enabled for w in which)):
             return k
     return model.layers
 

@@ -4,7 +4,8 @@ One step of ``nn.smp.smp_propagate``, with every operand stored as packed codes 
 (``rounding.py``; the value of a code is ``(mult * code - zero) * scale``) and each of the step's two
 aggregations fused with the elementwise work that consumes it, row by row::
 
-    agg(t)    = spmm_requant(A + I, t, row_scale = dinv) onto the aggregation's output grid (spmm.py)
+    agg(t)    = spmm_requant(A + I, t, row_scale = dinv) onto the aggregation's output grid (spmm.py),
+                or spmm's float32 values where that site is off (the last step's: nn/smp.py)
     smp_delta:  AX = agg(pre)                                      # pre: Q_x_in(X * dinv), packed
                 x, ax, h = values of X, AX, H
                 x_half = keep * x + smooth * ax + eta * h          # float32, left to right, no FMA
@@ -27,8 +28,9 @@ other output matches the reference exactly.
 
 Grids are passed field by field, one list entry per site: ``(agg_in, ax, x, h, dx_in)`` for
 ``smp_delta``; ``(agg_in, adx, x, ax, h, update, next_in)`` for ``smp_update``, where ``agg_in`` and
-``adx`` are the A(dX) aggregation's input and output (ignored in mode "appnp") and bits 32 marks an
-update or next_in site that is off. The CSR (``indptr`` int64, ``indices`` int32) is A + I over the
+``adx`` are the A(dX) aggregation's input and output (ignored in mode "appnp"). Bits 32 marks a site
+that is off: ``ax`` and ``adx`` (AX then passes between the two ops as float32 values), the update and
+next_in. The CSR (``indptr`` int64, ``indices`` int32) is A + I over the
 same rows; it is validated once by the caller (``PackedGraph``): the kernels still skip (and report)
 any malformed row or out-of-range index instead of reading out of bounds.
 """
@@ -41,7 +43,7 @@ from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import pack_reference, unpack_reference, words_per_row
 from qgnn_cli.kernels.quantize import check_grid
 from qgnn_cli.kernels.rounding import dequantize, quantize
-from qgnn_cli.kernels.spmm import spmm_requant_reference
+from qgnn_cli.kernels.spmm import spmm_reference, spmm_requant_reference
 from qgnn_cli.kernels.validate import check_packed, check_tensor
 
 OFF = 32
@@ -54,6 +56,9 @@ def _scale(s: float) -> torch.Tensor:
 
 
 def _values(packed, cols, g) -> torch.Tensor:
+    """The values of packed rows on grid ``g``; an off site's rows are float32 values already."""
+    if g[0] == OFF:
+        return packed
     return dequantize(unpack_reference(packed, g[0], cols), _scale(g[1]), float(g[2]), g[3])
 
 
@@ -62,6 +67,9 @@ def _codes(x, g) -> torch.Tensor:
 
 
 def _aggregate(indptr, indices, packed, dinv, cols, g_in, g_out) -> torch.Tensor:
+    """Packed rows on ``g_out``, or float32 values where ``g_out`` is off."""
+    if g_out[0] == OFF:
+        return spmm_reference(indptr, indices, None, packed, g_in[0], cols, g_in[3], g_in[1], g_in[2], dinv)
     return spmm_requant_reference(indptr, indices, None, packed, g_in[0], cols, g_in[3], g_in[1], g_in[2], dinv,
                                   *(g_out[k] for k in (0, 1, 2, 3, 4)))
 
@@ -112,7 +120,8 @@ def smp_update_reference(indptr, indices, dxc, x, ax, h, dinv, cols, bits, scale
 def _delta_fake(indptr, indices, pre, x, h, dinv, cols, bits, scales, zeros, mults, skews, keep, smooth, eta,
                 want_dx):
     n = x.shape[0]
-    return (x.new_empty((n, words_per_row(cols, bits[1])), dtype=torch.int32),
+    return (x.new_empty((n, cols), dtype=torch.float32) if bits[1] == OFF
+            else x.new_empty((n, words_per_row(cols, bits[1])), dtype=torch.int32),
             x.new_empty((n, words_per_row(cols, bits[4])), dtype=torch.int32),
             x.new_empty((n if want_dx else 0, cols), dtype=torch.float32), x.new_empty((), dtype=torch.float64))
 
@@ -163,7 +172,12 @@ def _check_graph(indptr, indices, dinv) -> None:
 
 def _check_rows(tensors: dict, grids: list[tuple], cols: int, rows: int) -> None:
     for (name, t), g in zip(tensors.items(), grids):
-        check_packed(t, int(g[0]), cols, name)
+        if int(g[0]) == OFF:  # an off site's rows: float32 values
+            check_tensor(t, name, torch.float32, 2)
+            if t.shape[1] != cols:
+                raise ValueError(f"{name} has {t.shape[1]} columns, expected {cols}")
+        else:
+            check_packed(t, int(g[0]), cols, name)
         if t.shape[0] != rows:
             raise ValueError(f"{name} has {t.shape[0]} rows, dinv {rows}")
 
@@ -173,11 +187,12 @@ def smp_delta(indptr, indices, pre, x, h, dinv, cols: int, grids: list[tuple], k
     """``(AX codes, dx codes, dx float32 or (0, cols), sum(dx * dx))`` (see the module docstring).
 
     ``grids``: the sites ``agg_x.input`` (of ``pre``), ``agg_x.output``, of ``x``, of ``h``, and ``agg_dx.input``.
+    ``agg_x.output`` may be off (bits 32: the last step's): AX comes back as float32 values.
     """
     if len(grids) != 5:
         raise ValueError(f"smp_delta takes 5 grids (agg_in, ax, x, h, dx_in), got {len(grids)}")
     _check_rows({"pre": pre, "x": x, "h": h}, [grids[0], grids[2], grids[3]], cols, dinv.numel())
-    fields = _fields(grids, set())
+    fields = _fields(grids, {1})
     _check_graph(indptr, indices, dinv)
     _check_finite(keep=keep, smooth=smooth, eta=eta)
     return torch.ops.qgnn.smp_delta(indptr, indices, pre.contiguous(), x.contiguous(), h.contiguous(),
@@ -190,7 +205,9 @@ def smp_update(indptr, indices, dxc, x, ax, h, dinv, cols: int, grids: list[tupl
     """``(X codes on the update site or float32 X, next aggregation's input codes or (N, 0), sum(dx * adx))``.
 
     ``grids``: ``agg_dx.input`` (of ``dxc``), ``agg_dx.output``, the sites of ``x``, ``ax``, ``h``, the update
-    and the next step's ``agg_x.input`` (the last two may be off: bits 32). ``dxc`` is None in mode ``appnp``.
+    and the next step's ``agg_x.input``. Off (bits 32) may be: ``agg_dx.output`` (A(dX) then enters in
+    float32), ``ax``'s site (``ax`` is then smp_delta's float32 AX), the update and the next input.
+    ``dxc`` is None in mode ``appnp``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -205,7 +222,7 @@ def smp_update(indptr, indices, dxc, x, ax, h, dinv, cols: int, grids: list[tupl
     else:
         rows["dxc"], row_grids = dxc, [*row_grids, grids[0]]
     _check_rows(rows, row_grids, cols, dinv.numel())
-    fields = _fields(grids, {5, 6})
+    fields = _fields(grids, {1, 3, 5, 6})
     _check_graph(indptr, indices, dinv)
     _check_finite(keep=keep, smooth=smooth, eta=eta, c=c)
     return torch.ops.qgnn.smp_update(indptr, indices, None if dxc is None else dxc.contiguous(), x.contiguous(),

@@ -1,7 +1,7 @@
 """The packed SMP propagation (export/smp_runtime.py): the fused code-to-code path against the float one.
 
 The fused path (``qgnn::smp_delta`` / ``smp_update`` between packed aggregations, for the leading steps
-whose sites are all on, then float steps) must give the very numbers of the float path
+whose aggregation inputs and X are codes, then float steps) must give the very numbers of the float path
 (``smp_propagate`` with packed aggregations) and of the QAT model's eval forward, for every
 propagation mode.
 """
@@ -31,7 +31,7 @@ def _float_path(packed: PackedModel, graph, energy: str) -> torch.Tensor:
 def test_fused_path_equals_the_float_path(cora, quantized, bits, bt):
     model, config = quantized("smp", bits, bt)
     packed = PackedModel(*pack_model(model, config.to_dict()))
-    assert _packed_steps(packed) == config.layers - 1  # the last step's results are float output
+    assert _packed_steps(packed) == config.layers  # the last step too, its float results included
     assert torch.equal(packed.forward(cora), _float_path(packed, cora, "exact"))
     # identity energy: float64 sums in the kernels vs float32 sums in torch; lambda moves by rounding only
     fast, ref = packed.forward(cora, energy="identity"), _float_path(packed, cora, "identity")
@@ -51,7 +51,7 @@ def test_every_propagation_mode_matches_the_quantized_model(cora, prop, grad, bi
     with torch.no_grad():
         ref = model(x, op)
     packed = PackedModel(*pack_model(model, config.to_dict()))
-    assert _packed_steps(packed) == 4
+    assert _packed_steps(packed) == 5
     assert torch.equal(packed.forward(cora, x), ref)
 
 

@@ -124,6 +124,27 @@ def test_one_bit_width_for_every_site(isa, spec, cols, seeded):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("spec", [(2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 20)])
+@pytest.mark.parametrize("cols", (1, 7, 16, 17, 33))
+@pytest.mark.parametrize("mode", MODES)
+def test_the_last_step_with_its_aggregated_results_off(isa, spec, cols, mode, seeded):
+    """The last SMP step's plan (nn/smp.py): A(X) and A(dX) off, so AX passes from smp_delta to smp_update
+    as float32 values, and the update off or on. One width for every other site (cols <= 16: the
+    AVX-512 unit's specialised rows) and mixed widths."""
+    with kernels.use_isa(isa):
+        for specs in ([spec] * 5, [spec, GRIDS[1], GRIDS[2], GRIDS[3], spec]):
+            graph, pre, x, h, grids = _delta_case(31, cols, specs, seeded)
+            grids[1] = OFF_GRID
+            _check_delta(graph, pre, x, h, cols, grids, CONSTS)
+            ax, dxc = kernels.smp_delta(*graph[:2], pre, x, h, graph[2], cols, grids, **CONSTS)[:2]
+            assert ax.dtype == torch.float32 and ax.shape == (31, cols)
+            u = (specs[2][0], 0.05, 1, specs[2][1], specs[2][2])
+            for update, nxt in ((OFF_GRID, OFF_GRID), (u, OFF_GRID), (u, grids[0])):
+                ugrids = [grids[4], OFF_GRID, grids[2], OFF_GRID, grids[3], update, nxt]
+                _check_update(graph, dxc, x, ax, h, cols, ugrids, CONSTS, 0.0291, mode)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("bits", (2, 4, 8))
 def test_ties_round_half_to_even(isa, bits, seeded):
     # Scales and constants that are powers of two make x / scale land exactly on m + 0.5 often.
@@ -193,6 +214,14 @@ def test_opcheck(bits, seeded):
     fields = _fields(grids + [OFF_GRID, grids[1]])
     torch.library.opcheck(torch.ops.qgnn.smp_update.default,
                           (indptr, indices, None, x, pre, h, dinv, 21, *fields, 0.0, 0.9, 0.1, 0.0, 2))
+    # the last step: AX and A(dX) off, AX in float32
+    off_ax = [grids[0], OFF_GRID, *grids[2:]]
+    torch.library.opcheck(torch.ops.qgnn.smp_delta.default,
+                          (indptr, indices, pre, x, h, dinv, 21, *_fields(off_ax), 0.0, 0.9, 0.1, False))
+    ax = torch.rand(9, 21, generator=seeded)
+    fields = _fields([grids[0], OFF_GRID, grids[2], OFF_GRID, grids[3], OFF_GRID, OFF_GRID])
+    torch.library.opcheck(torch.ops.qgnn.smp_update.default,
+                          (indptr, indices, pre, x, ax, h, dinv, 21, *fields, 0.0, 0.9, 0.1, 0.02, 0))
 
 
 def _bad_calls():
@@ -214,6 +243,9 @@ def _bad_calls():
         (lambda: update(ip, ix, None, x, x, x, d, 16, [g] * 7, mode="authors"), "needs dxc"),
         (lambda: update(ip, ix, x, x, x, x, d, 16, [g] * 7, mode="fast"), "mode"),
         (lambda: update(ip, ix, x, x, x, x, d, 16, [g] * 6, mode="exact"), "7 grids"),
+        (lambda: update(ip, ix, x, x, x, x, d, 16, [g, g, g, OFF_GRID, g, g, g], mode="exact"), "float32"),
+        (lambda: update(ip, ix, x, x, torch.zeros(4, 15), x, d, 16, [g, g, g, OFF_GRID, g, g, g], mode="exact"),
+         "15 columns"),
         (lambda: kernels.smp_update(ip, ix, x, x, x, x, d, 16, [g] * 7, 0.0, 0.9, 0.1, float("nan"), "authors"),
          "finite"),
     ]
