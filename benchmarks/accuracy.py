@@ -231,8 +231,10 @@ float32 class scores the model returns: no kernel reads them as codes, and at 2 
 tie those scores. Every aggregation still quantizes the rows entering it, so every sparse product runs
 on packed codes; the packed runtime's fused step kernels pass the last step's A(X) and A(dX) in
 float32 (`kernels/smp.py`, `export/smp_runtime.py`; tests hold them to the training model's eval output,
-bit for bit), at the speed of a quantized step (INT2, K=10, 200k-node graph: 191 ms against 193 ms
-with those sites quantized).
+bit for bit), at the speed of a quantized step (`python benchmarks/smp_last_step.py`: INT2, K=10,
+200k-node graph, 7 interleaved rounds, 2026-12-01 20:55 UTC, nothing else running: 129.7 ms against
+130.0 ms with those two sites quantized; with the last step run through `smp_propagate` outside the
+fused kernels, a first version, it had been 237 against 188 ms).
 Prompted by the site-group ablation below (the aggregation sites are where INT2 loses), measured
 before the change as a patch of the model, then re-run here by the grid (the same numbers, run for run). Mean over seeds, validation in brackets:
 

@@ -6,8 +6,8 @@
 
 Each variant is one of accuracy.py's CONFIGS (``cfg``) plus TrainConfig fields on top; every seed is one
 single-threaded run of accuracy.py's (random split, 200 epochs), appended to the log as it ends with the
-fields it trained with and the commit it ran at (``+`` marks uncommitted changes; rows logged before
-the commit was recorded have none). The table gives mean validation and test accuracy per variant and
+fields it trained with and the commit it ran at (``+`` marks uncommitted changes to the code, which
+excludes logs and notes; rows logged before the commit was recorded have none). The table gives mean validation and test accuracy per variant and
 commit: choose on validation, report test.
 """
 
@@ -37,12 +37,15 @@ def run_one(task: dict) -> dict:
 
 
 def current_commit() -> str:
-    """HEAD's short hash, with ``+`` when the tracked files differ from it; ``-`` outside a checkout."""
+    """HEAD's short hash, with ``+`` when the code that trains (the package, the kernels, the benchmark
+    scripts) differs from it; ``-`` outside a checkout. The logs themselves change between sweeps."""
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
 
+    code = (":/qgnn_cli", ":/csrc", ":/benchmarks/*.py")
     try:
-        return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *code)
+        return git("rev-parse", "--short", "HEAD") + ("+" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "-"
 
