@@ -60,6 +60,12 @@ def train(
         help="Scale feature rows to unit L1 norm (default, as the authors' code), or keep them raw: binary "
              "bag-of-words features (Cora, CiteSeer) are then exact at every bit width."),
     split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)."),
+    teacher: Optional[str] = typer.Option(
+        None, "--teacher", help="Distil from a trained run (its --out folder, one model per seed, or a model.pt) of the "
+                                "same dataset, --split and --seed: its class probabilities on every node become a "
+                                "second target. Typically the FP32 run for a 2-bit student."),
+    kd_weight: Optional[float] = typer.Option(None, "--kd-weight", help="Weight of the distillation term (default 1)."),
+    kd_temperature: Optional[float] = typer.Option(None, "--kd-temperature", help="Softmax temperature of the distillation term (default 1)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     runs: Optional[int] = typer.Option(None, "--runs", help="Seeds seed .. seed+runs-1; mean ± std reported."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
@@ -80,7 +86,8 @@ def train(
         "hidden": hidden, "epochs": epochs, "lr": lr, "lr_alpha": lr_alpha, "weight_decay": weight_decay,
         "lr_step": lr_step, "lr_gamma": lr_gamma, "dropout": dropout, "alpha_th": alpha_th,
         "eta_lambda": eta_lambda, "mu": mu, "eta": eta, "eta_s": eta_s, "gcn_lambda_lr": gcn_lambda_lr,
-        "normalize_features": normalize_features, "split": split, "seed": seed, "runs": runs, "checkpoint_every": checkpoint_every,
+        "normalize_features": normalize_features, "split": split, "teacher": teacher, "kd_weight": kd_weight,
+        "kd_temperature": kd_temperature, "seed": seed, "runs": runs, "checkpoint_every": checkpoint_every,
     }
     given = {k: v for k, v in given.items() if v is not None}
     config = TrainConfig.from_toml(config_file, given) if config_file else TrainConfig.from_dict(given)

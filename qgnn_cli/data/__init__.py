@@ -4,7 +4,7 @@ GCN normalisation, synthetic graphs and summary statistics. Imports nothing else
 from qgnn_cli.data.graph import CSR, Graph
 from qgnn_cli.data.normalize import gcn_norm, gcn_norm_factors
 from qgnn_cli.data.registry import DatasetInfo, list_datasets, load_graph
-from qgnn_cli.data.splits import apply_split, random_split, select_split
+from qgnn_cli.data.splits import apply_split, random_split, select_split, split_digest
 from qgnn_cli.data.stats import graph_stats
 from qgnn_cli.data.synthetic import synthetic_power_law
 
@@ -20,5 +20,6 @@ __all__ = [
     "load_graph",
     "random_split",
     "select_split",
+    "split_digest",
     "synthetic_power_law",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from qgnn_cli.data.graph import Graph
@@ -85,3 +87,12 @@ def apply_split(graph: Graph, spec: str, seed: int = 0) -> Graph:
     except ValueError:
         raise DataError(f"split '{spec}' is not 'public', 'random' or a split number") from None
     return select_split(graph, index)
+
+
+def split_digest(graph: Graph) -> str:
+    """A fingerprint of the (N,) train/validation/test masks: equal digests, the same nodes in each part.
+    Model files record it, so that a run reusing another's predictions can check both used one split."""
+    h = hashlib.sha256()
+    for mask in (graph.train_mask, graph.val_mask, graph.test_mask):
+        h.update(b"none;" if mask is None else mask.to(torch.bool).contiguous().numpy().tobytes() + b";")
+    return h.hexdigest()[:32]

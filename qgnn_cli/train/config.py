@@ -51,6 +51,11 @@ class TrainConfig:
     s_init: float = 1e-3
     gcn_lambda_lr: float = 0.01
     normalize_features: bool = True
+    # Knowledge distillation (train/distill.py): a trained run (its folder or a model.pt) of the same
+    # split whose class probabilities on every node are a second target, weighted by kd_weight.
+    teacher: str | None = None
+    kd_weight: float = 1.0
+    kd_temperature: float = 1.0
     split: str = "public"
     seed: int = 0
     runs: int = 1
@@ -129,7 +134,9 @@ class TrainConfig:
         need(self.runs > 0, f"runs must be positive, got {self.runs}")
         need(self.lr_step > 0 and self.checkpoint_every > 0, "lr_step and checkpoint_every must be positive")
         need(self.dropout is None or 0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("lr", "lr_alpha", "weight_decay", "eta_lambda", "eta", "eta_s", "gcn_lambda_lr"):
+        for name in ("lr", "lr_alpha", "weight_decay", "eta_lambda", "eta", "eta_s", "gcn_lambda_lr", "kd_weight"):
             need(float(getattr(self, name)) >= 0.0, f"{name} must be non-negative")
         need(self.alpha_th is None or self.alpha_th >= 0.0, "alpha_th must be non-negative")
+        need(self.teacher is None or isinstance(self.teacher, str), "teacher must be a path (a training folder or model.pt)")
+        need(float(self.kd_temperature) > 0.0, f"kd_temperature must be positive, got {self.kd_temperature}")
         return self

@@ -27,12 +27,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from qgnn_cli.data import Graph, load_graph, random_split, select_split
+from qgnn_cli.data import Graph, load_graph, random_split, select_split, split_digest
 from qgnn_cli.data.splits import num_stored_splits
 from qgnn_cli.errors import ConfigError, DataError
 from qgnn_cli.nn import GraphOperator, maybe_sparse
 from qgnn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from qgnn_cli.train.config import TrainConfig
+from qgnn_cli.train.distill import distillation_loss, teacher_log_probs
 from qgnn_cli.train.metrics import accuracy, summarize
 from qgnn_cli.train.model_file import model_from_config, save_model
 
@@ -106,6 +107,7 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
     x, y = maybe_sparse(node_features(graph, config)), graph.y
     train_mask, val_mask, test_mask = graph.train_mask, graph.val_mask, graph.test_mask
     model = model_from_config(config, graph.num_features, graph.num_classes)
+    teacher = teacher_log_probs(config, graph, seed) if config.teacher is not None else None
     opt, sched = _optimizer(model, config)
 
     start, history = 0, []
@@ -128,6 +130,8 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
         opt.zero_grad()
         out = model(x, op)
         loss = F.nll_loss(out[train_mask], y[train_mask]) + model.penalty()
+        if teacher is not None:
+            loss = loss + config.kd_weight * distillation_loss(out, teacher, config.kd_temperature)
         loss.backward()
         if not _finite(loss, model):  # diverged: a step would put NaN/Inf into the weights
             diverged = epoch
@@ -201,7 +205,8 @@ def run_training(config: TrainConfig, out: str | Path | None = None, *, resume: 
         result, model = train_model(config, g, seed=seed, run_dir=run_dir, resume=resume, on_epoch=on_epoch, run=run)
         if run_dir is not None:
             headline = {k: v for k, v in result.items() if k != "history"}
-            save_model(run_dir / "model.pt", model, config, g.num_features, g.num_classes, headline)
+            save_model(run_dir / "model.pt", model, config, g.num_features, g.num_classes, headline,
+                       split=split_digest(g))
             _write_json(done, result)
         results.append(result)
 

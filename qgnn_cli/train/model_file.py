@@ -7,7 +7,8 @@ The file is ``torch.save`` of plain containers and tensors only::
      "state_dict": the model's state dict (parameters and quantizer buffers),
      "extra": {"num_features", "num_classes", "dataset",
                "sites": [{"name", "bits", "scale", "zero", "mult", "skew"}, ...] in forward order,
-               "metrics": the run's headline numbers}}
+               "metrics": the run's headline numbers,
+               "split": digest of the train/val/test masks (files written by training only)}}
 
 and is read back with ``torch.load(..., weights_only=True)``. ``sites`` repeats what the quantizer
 buffers already determine (``QLRQuantizer.grid()`` in eval mode), so an exporter can read the grids
@@ -54,11 +55,15 @@ def site_grids(model: nn.Module) -> list[dict]:
 
 
 def save_model(path: Path, model: nn.Module, config: TrainConfig, num_features: int, num_classes: int,
-               metrics: dict | None = None) -> None:
+               metrics: dict | None = None, split: str | None = None) -> None:
+    """Write ``model.pt``; ``split`` is the :func:`~qgnn_cli.data.split_digest` of the masks it trained on
+    (what a distillation run checks its own split against)."""
     was_training = model.training
     model.eval()
     extra = {"num_features": num_features, "num_classes": num_classes, "dataset": config.dataset,
              "sites": site_grids(model), "metrics": dict(metrics or {})}
+    if split is not None:
+        extra["split"] = split
     model.train(was_training)
     atomic_save({"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": config.resolved().to_dict(),
                  "state_dict": model.state_dict(), "extra": extra}, Path(path))
@@ -66,6 +71,12 @@ def save_model(path: Path, model: nn.Module, config: TrainConfig, num_features: 
 
 def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     """Read ``model.pt`` (no arbitrary unpickling); the model comes back in eval mode."""
+    model, config, _ = load_model_file(path)
+    return model, config
+
+
+def load_model_file(path: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
+    """:func:`load_model`, with the file's ``extra`` (sizes, dataset, site grids, the run's metrics)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
@@ -85,4 +96,4 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
         model.load_state_dict(data["state_dict"])
     except (ConfigError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: inconsistent model file ({type(exc).__name__}: {exc})") from None
-    return model.eval(), config
+    return model.eval(), config, extra

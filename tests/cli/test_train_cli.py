@@ -47,6 +47,20 @@ def test_toml_config(tmp_path, capsys):
     assert "bits 2 (bt*)" in capsys.readouterr().out
 
 
+def test_teacher_flag_distils_from_a_training_folder(tmp_path, capsys):
+    small = ["--epochs", "2", "--layers", "2", "--hidden", "8"]
+    assert main(["train", "cora", *small, "--out", str(tmp_path / "fp32")]) == 0
+    out = tmp_path / "int2"
+    assert main(["train", "cora", "--bits", "2", *small, "--teacher", str(tmp_path / "fp32"),
+                 "--kd-temperature", "2", "--out", str(out)]) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["teacher"] == str(tmp_path / "fp32") and config["kd_temperature"] == 2.0
+    capsys.readouterr()
+    assert main(["train", "cora", "--bits", "2", *small, "--seed", "1", "--teacher", str(tmp_path / "fp32")]) == 2
+    err = capsys.readouterr().err
+    assert "no run for seed 1" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("args,message", [
     (["--bits", "3"], "unsupported bits 3"),
     (["--layers", "0"], "layers must be positive"),

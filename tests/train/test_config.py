@@ -32,6 +32,9 @@ def test_paper_defaults_per_bit_width():
     ({"dropout": 1.0}, "dropout"),
     ({"epochs": "ten"}, "epochs must be an integer"),
     ({"learning_rate": 0.1}, "unknown configuration key"),
+    ({"kd_temperature": 0.0}, "kd_temperature must be positive"),
+    ({"kd_weight": -1.0}, "kd_weight must be non-negative"),
+    ({"teacher": 3}, "teacher must be a path"),
 ])
 def test_bad_values_raise_config_error(values, message):
     with pytest.raises(ConfigError, match=message):
