@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -52,6 +53,9 @@ GCN_VARIANTS = {"GCN (plain)": {"model": "gcn", "constraint": False},
                 "GCN + energy bound": {"model": "gcn", "constraint": True}}
 # Ablations of the propagation (METHOD.md §4): the exact constraint gradient (L dX) and no constraint at all.
 ABLATIONS = {"SMP, exact gradient": {"smp_grad": "exact"}, "APPNP (no constraint)": {"prop": "appnp"}}
+# Knowledge distillation (beyond the paper, train/distill.py): the student also fits the class
+# probabilities of the FP32 run of its own seed (the FP32 row's run, retrained in the worker: the same bits).
+DISTILLED = {"SMP, distilled from FP32": {"teacher": "FP32"}}
 TARGETS = {"FP32": 82.8, "INT8": 82.1, "INT4": 81.0, "INT2-BT*": 77.8}
 
 
@@ -69,16 +73,22 @@ def run_one(task: dict) -> dict:
     warnings.filterwarnings("ignore")
     from qgnn_cli.train import TrainConfig, run_training
 
-    fields = {**CONFIGS[task["config"]], **task["overrides"], "dataset": task["dataset"],
-              "data_root": task["data_root"], "layers": task["layers"], "seed": task["seed"],
-              "split": task["split"], "epochs": task["epochs"], "runs": 1}
+    common = {"dataset": task["dataset"], "data_root": task["data_root"], "layers": task["layers"],
+              "seed": task["seed"], "split": task["split"], "epochs": task["epochs"], "runs": 1}
+    fields = {**CONFIGS[task["config"]], **task["overrides"], **common}
     start = time.perf_counter()
-    metrics = run_training(TrainConfig.from_dict(fields))
+    extra = {}
+    with tempfile.TemporaryDirectory(prefix="qgnn-teacher-") as folder:
+        if fields.get("teacher") in CONFIGS:  # a config name: train that run of this seed first
+            teacher = run_training(TrainConfig.from_dict({**CONFIGS[fields["teacher"]], **common}), folder)["runs"][0]
+            fields["teacher"] = folder
+            extra = {"teacher_test_acc": teacher["test_acc"], "teacher_val_acc": teacher["best_val_acc"]}
+        metrics = run_training(TrainConfig.from_dict(fields))
     run = metrics["runs"][0]
     return {**{k: task[k] for k in ("dataset", "variant", "config", "layers", "seed", "split", "epochs")},
             "overrides": task["overrides"], "test_acc": run["test_acc"], "best_val_acc": run["best_val_acc"],
             "best_epoch": run["best_epoch"], "epoch_time_s": run["epoch_time_s"],
-            "diverged_epoch": run["diverged_epoch"],
+            "diverged_epoch": run["diverged_epoch"], **extra,
             "wall_s": time.perf_counter() - start}
 
 
@@ -396,18 +406,25 @@ def render_targets(cells: dict) -> list[str]:
     for config, target in TARGETS.items():
         m = _mean(cells, ("cora", "SMP", config, 10))
         row(f"Cora K=10 {config} >= {target}", m, None if m is None else m >= target)
-    for config in ("INT2", "INT2-BT*"):
-        base = _mean(cells, ("cora", "SMP", config, 10))
-        for k in (32, 64):
-            m = _mean(cells, ("cora", "SMP", config, k))
-            ok = None if m is None or base is None else m >= base - 1.0
-            row(f"Cora {config} K={k} within 1 pt of K=10 ({'-' if base is None else f'{base:.1f}'})", m, ok)
+    distilled = next(iter(DISTILLED))
+    for variant, label in (("SMP", ""), (distilled, " (distilled)")):
+        for config in ("INT2", "INT2-BT*"):
+            base = _mean(cells, ("cora", variant, config, 10))
+            for k in (32, 64):
+                m = _mean(cells, ("cora", variant, config, k))
+                if m is None and variant != "SMP":
+                    continue
+                ok = None if m is None or base is None else m >= base - 1.0
+                row(f"Cora {config}{label} K={k} within 1 pt of K=10 ({'-' if base is None else f'{base:.1f}'})", m, ok)
     for d in ("cora", "citeseer", "pubmed"):
         fp = _mean(cells, (d, "SMP", "FP32", 10))
-        for config in ("INT2", "INT2-BT*"):
-            m = _mean(cells, (d, "SMP", config, 10))
-            ok = None if m is None or fp is None else m >= fp - 2.0
-            row(f"{d} K=10 {config} within 2 pts of FP32 ({'-' if fp is None else f'{fp:.1f}'})", m, ok)
+        for variant, label in (("SMP", ""), (distilled, " (distilled)")):
+            for config in ("INT2", "INT2-BT*"):
+                m = _mean(cells, (d, variant, config, 10))
+                if m is None and variant != "SMP":
+                    continue
+                ok = None if m is None or fp is None else m >= fp - 2.0
+                row(f"{d} K=10 {config}{label} within 2 pts of FP32 ({'-' if fp is None else f'{fp:.1f}'})", m, ok)
     return out + [""]
 
 
@@ -428,7 +445,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
         out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
                 + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
                 "|---|---|" + "---|" * len(layers) + "---|"]
-        for variant in ["SMP"] + list(ABLATIONS) + list(GCN_VARIANTS):
+        for variant in ["SMP"] + list(DISTILLED) + list(ABLATIONS) + list(GCN_VARIANTS):
             for config in CONFIGS:
                 present = [cells.get((d, variant, config, k)) for k in layers]
                 if not any(present):
@@ -477,6 +494,11 @@ def tasks_for(args) -> list[dict]:
                 for config in args.configs:
                     tasks.append({**base, "dataset": dataset, "variant": "SMP", "config": config, "layers": layers,
                                   "seed": seed, "overrides": {}})
+                if args.distill:
+                    for variant, overrides in DISTILLED.items():
+                        for config in args.distill_configs:
+                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
+                                          "layers": layers, "seed": seed, "overrides": overrides})
                 if args.ablation:
                     for variant, overrides in ABLATIONS.items():
                         for config in args.gcn_configs:
@@ -504,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gcn-configs", type=lambda s: s.split(","), default=["FP32", "INT2-BT*"],
                    help="configs of the --gcn and --ablation rows")
     p.add_argument("--ablation", action="store_true", help="also run SMP with the exact gradient and APPNP")
+    p.add_argument("--distill", action="store_true", help="also run students distilled from the FP32 run of their seed")
+    p.add_argument("--distill-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
+                   help="configs of the --distill rows")
     p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timing", action="store_true", help="also time FP32 vs quantized epochs (interleaved)")
@@ -513,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--command", default=None, help="the command line to record in RESULTS.md")
     args = p.parse_args(argv)
-    for c in args.configs + args.gcn_configs:
+    for c in args.configs + args.gcn_configs + args.distill_configs:
         if c not in CONFIGS:
             p.error(f"unknown config {c}: expected one of {', '.join(CONFIGS)}")
     command = args.command or "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
