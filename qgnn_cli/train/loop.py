@@ -3,8 +3,9 @@
 Protocol (METHOD.md §5): Adam with two parameter groups (the quantizers' alphas at ``lr_alpha``
 without weight decay; everything else at ``lr`` with ``weight_decay``, times ``lr_gamma`` every
 ``lr_step`` epochs), NLL loss on the training nodes plus the model's penalty (the deep GCN's
-Lagrangian term), and the test accuracy reported at the epoch of best validation accuracy. The
-saved model is the best-validation one, so its predictions are the reported ones.
+Lagrangian term) and, with a teacher, the distillation term (train/distill.py), and the test
+accuracy reported at the epoch of best validation accuracy. The saved model is the best-validation
+one, so its predictions are the reported ones.
 
 Files under ``out`` (when given)::
 
