@@ -20,6 +20,7 @@ from qgnn_cli.data import Graph, split_digest
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.nn import GraphOperator, maybe_sparse
 from qgnn_cli.train.config import TrainConfig
+from qgnn_cli.train.model_file import load_model_file
 
 
 def teacher_file(teacher: str | Path, seed: int) -> Path:
@@ -38,9 +39,7 @@ def teacher_file(teacher: str | Path, seed: int) -> Path:
 
 def teacher_log_probs(config: TrainConfig, graph: Graph, seed: int) -> torch.Tensor:
     """The teacher's log-probabilities on every node of ``graph`` (whose masks are this run's split)."""
-    # Imported here: the loop imports this module.
-    from qgnn_cli.train.loop import node_features
-    from qgnn_cli.train.model_file import load_model_file
+    from qgnn_cli.train.loop import node_features  # here: the loop imports this module
 
     path = teacher_file(config.teacher, seed)
     with torch.random.fork_rng(devices=[]):  # building the teacher must not move the student's random stream

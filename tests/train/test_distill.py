@@ -58,9 +58,12 @@ def test_a_teacher_changes_the_student_and_nothing_else(tmp_path, teacher):
         assert same_state(state(tmp_path / "zero", seed), state(tmp_path / "plain", seed))
 
 
-def test_a_single_model_file_can_teach_its_own_seed(tmp_path, teacher):
-    config = TrainConfig(**{**STUDENT, "runs": 1}, teacher=str(teacher / "runs" / "seed-0" / "model.pt"))
-    assert run_training(config, graph=GRAPH)["runs"][0]["seed"] == 0
+def test_a_single_model_file_teaches_as_its_folder_does(tmp_path, teacher):
+    one = {**STUDENT, "runs": 1}
+    run_training(TrainConfig(**one, teacher=str(teacher / "runs" / "seed-0" / "model.pt")), tmp_path / "file",
+                 graph=GRAPH)
+    run_training(TrainConfig(**one, teacher=str(teacher)), tmp_path / "folder", graph=GRAPH)
+    assert same_state(state(tmp_path / "file"), state(tmp_path / "folder"))
 
 
 def test_a_teacher_of_another_split_is_refused(teacher):
