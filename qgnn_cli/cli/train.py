@@ -59,6 +59,9 @@ def train(
         None, "--normalize-features/--raw-features",
         help="Scale feature rows to unit L1 norm (default, as the authors' code), or keep them raw: binary "
              "bag-of-words features (Cora, CiteSeer) are then exact at every bit width."),
+    eval_ranges: Optional[str] = typer.Option(
+        None, "--eval-ranges", help="Frozen quantizer ranges: clean (default: re-taken at every evaluation from the "
+                                    "dropout-free forward) or ema (moving average of the training batches, as the paper)."),
     split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)."),
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="Distil from a trained run (its --out folder, one model per seed, or a model.pt) of the "
@@ -86,7 +89,7 @@ def train(
         "hidden": hidden, "epochs": epochs, "lr": lr, "lr_alpha": lr_alpha, "weight_decay": weight_decay,
         "lr_step": lr_step, "lr_gamma": lr_gamma, "dropout": dropout, "alpha_th": alpha_th,
         "eta_lambda": eta_lambda, "mu": mu, "eta": eta, "eta_s": eta_s, "gcn_lambda_lr": gcn_lambda_lr,
-        "normalize_features": normalize_features, "split": split, "teacher": teacher, "kd_weight": kd_weight,
+        "normalize_features": normalize_features, "eval_ranges": eval_ranges, "split": split, "teacher": teacher, "kd_weight": kd_weight,
         "kd_temperature": kd_temperature, "seed": seed, "runs": runs, "checkpoint_every": checkpoint_every,
     }
     given = {k: v for k, v in given.items() if v is not None}

@@ -19,6 +19,7 @@ from torch import nn
 from qgnn_cli.data import Graph
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.nn import GraphOperator
+from qgnn_cli.quant import clean_ranges
 from qgnn_cli.train import TrainConfig, model_from_config, node_features
 from qgnn_cli.train.metrics import accuracy
 
@@ -74,7 +75,7 @@ def finetune(model: nn.Module, config: TrainConfig, graph: Graph, x: torch.Tenso
         opt.step()
         model.ascent()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), clean_ranges(model, config.eval_ranges == "clean"):
             val = accuracy(model(x, op), y, graph.val_mask)
         if val > best["val_acc"]:
             best = {"val_acc": val, "epoch": epoch}

@@ -5,7 +5,10 @@ Range: ``lo = min(0, alpha * min(x))``, ``hi = max(0, alpha * max(x))``; scale a
 current batch's: a range that lags behind growing activations clips exactly the largest values and,
 through the masked STE used then, cut their gradient, which stalls training (a moving-average range trained
 Cora INT4 to 15 % where the batch range reaches 80 %). The running min/max buffers track the batches
-(first batch, then an exponential moving average, momentum 0.1) and are the range frozen in eval mode. ``alpha`` is the site's only parameter,
+(first batch, then an exponential moving average, momentum 0.1) and are the range frozen in eval mode,
+unless an eval forward runs under ``quant/calibrate.py``'s :func:`clean_ranges`: then each site takes
+the min/max of the tensor it quantizes there as its frozen range (the training loop does this at every
+epoch's evaluation; see that module for why). ``alpha`` is the site's only parameter,
 initialised by grid search on the first batch (``quant/init.py``) and then trained through the LSQ
 gradient of ``quant/ste.py``.
 
@@ -56,6 +59,7 @@ class QLRQuantizer(nn.Module):
         self._qmax = rounding.qmax_of(bits) if bits != OFF else 0
         self._min_alpha, self._min_alpha_arg = _MIN_ALPHA_F32, MIN_ALPHA
         self._py_cache = self._const_cache = self._nonzero_cache = None
+        self.calibrating = False  # set by quant/calibrate.py's clean_ranges
 
     def __getstate__(self):
         # the per-tensor caches hold weak references (not picklable) and are rebuilt on use
@@ -87,6 +91,14 @@ class QLRQuantizer(nn.Module):
             self.running_min.lerp_(lo, MOMENTUM)
             self.running_max.lerp_(hi, MOMENTUM)
         return float(lo), float(hi)
+
+    @torch.no_grad()
+    def _calibrate(self, x: torch.Tensor, total: int | None) -> None:
+        """Eval under ``clean_ranges``: the min/max of ``x`` become the frozen range (alpha scales it)."""
+        if bool(self.initialized):  # an uninitialised site keeps failing in qparams, as in plain eval
+            lo, hi = self._batch_range(x.detach(), total)
+            self.running_min.copy_(lo)
+            self.running_max.copy_(hi)
 
     def _python_state(self) -> tuple[bool, int]:
         """``(initialized, skew)`` as python values, re-read only when a buffer changed (an in-place
@@ -190,6 +202,8 @@ class QLRQuantizer(nn.Module):
             return 0.0
         initialized, skew = self._python_state()
         if not self.training:
+            if self.calibrating:
+                self._calibrate(x, total)
             _, zero, skew = self._eval_grid()
         else:  # the batch's range, as TrainSite and the first batch's _observe take it
             lo, hi = self._batch_range(x, total)
@@ -213,6 +227,8 @@ class QLRQuantizer(nn.Module):
             scale, zero = self._train_qparams(*self._observe(x, total))
             skew = int(self.skew)
         else:
+            if self.calibrating:
+                self._calibrate(x, total)
             scale, zero, skew = self._eval_grid()
         return centred_codes(x, scale, zero, self.bits, self.mult, skew), scale
 

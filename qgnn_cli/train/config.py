@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.nn import GRAD_MODES, MODELS, PROP_MODES, SITE_GROUPS
-from qgnn_cli.quant import BT_MODES
+from qgnn_cli.quant import BT_MODES, EVAL_RANGES
 
 BITS = (32, 8, 4, 2, 1)
 SPLITS = ("public", "random")
@@ -51,6 +51,9 @@ class TrainConfig:
     s_init: float = 1e-3
     gcn_lambda_lr: float = 0.01
     normalize_features: bool = True
+    # Frozen ranges: "clean" re-takes them at every epoch's evaluation from the dropout-free forward
+    # (quant/calibrate.py); "ema" keeps the moving average of the training batches (METHOD.md §2).
+    eval_ranges: str = "clean"
     # Knowledge distillation (train/distill.py): a trained run (its folder or a model.pt) of the same
     # split whose class probabilities on every node are a second target, weighted by kd_weight.
     teacher: str | None = None
@@ -127,6 +130,8 @@ class TrainConfig:
         need(self.model in MODELS, f"unknown model {self.model!r}: expected one of {MODELS}")
         need(self.prop in PROP_MODES, f"unknown --prop {self.prop!r}: expected one of {PROP_MODES}")
         need(self.smp_grad in GRAD_MODES, f"unknown --smp-grad {self.smp_grad!r}: expected one of {GRAD_MODES}")
+        need(self.eval_ranges in EVAL_RANGES,
+             f"unknown --eval-ranges {self.eval_ranges!r}: expected one of {EVAL_RANGES}")
         need(self.split in SPLITS, f"unknown --split {self.split!r}: expected one of {SPLITS}")
         need(self.layers > 0, f"layers must be positive, got {self.layers}")
         need(self.hidden > 0, f"hidden must be positive, got {self.hidden}")

@@ -4,8 +4,10 @@ Protocol (METHOD.md §5): Adam with two parameter groups (the quantizers' alphas
 without weight decay; everything else at ``lr`` with ``weight_decay``, times ``lr_gamma`` every
 ``lr_step`` epochs), NLL loss on the training nodes plus the model's penalty (the deep GCN's
 Lagrangian term) and, with a teacher, the distillation term (train/distill.py), and the test
-accuracy reported at the epoch of best validation accuracy. The saved model is the best-validation
-one, so its predictions are the reported ones.
+accuracy reported at the epoch of best validation accuracy. Each epoch's evaluation also sets the
+quantizers' frozen ranges from its own dropout-free tensors (``eval_ranges="clean"``,
+quant/calibrate.py). The saved model is the best-validation one, ranges included, so its
+predictions are the reported ones.
 
 Files under ``out`` (when given)::
 
@@ -32,6 +34,7 @@ from qgnn_cli.data import Graph, load_graph, random_split, select_split, split_d
 from qgnn_cli.data.splits import num_stored_splits
 from qgnn_cli.errors import ConfigError, DataError
 from qgnn_cli.nn import GraphOperator, maybe_sparse
+from qgnn_cli.quant import clean_ranges
 from qgnn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from qgnn_cli.train.config import TrainConfig
 from qgnn_cli.train.distill import distillation_loss, teacher_log_probs
@@ -143,7 +146,7 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
         epoch_time = time.perf_counter() - t0
 
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), clean_ranges(model, config.eval_ranges == "clean"):
             out = model(x, op)
         row = {"epoch": epoch, "loss": float(loss.detach()), "epoch_time_s": epoch_time,
                "train_acc": accuracy(out, y, train_mask), "val_acc": accuracy(out, y, val_mask),
