@@ -33,11 +33,12 @@ def test_train_on_embedded_cora_end_to_end(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["runs"] == metrics["runs"]
 
 
-def test_raw_features_flag_reaches_the_config(tmp_path):
+def test_raw_features_and_eval_ranges_flags_reach_the_config(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "cora", "--bits", "2", "--epochs", "1", "--layers", "2", "--hidden", "8",
-                 "--raw-features", "--out", str(out)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["config"]["normalize_features"] is False
+                 "--raw-features", "--eval-ranges", "ema", "--out", str(out)]) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["normalize_features"] is False and config["eval_ranges"] == "ema"
 
 
 def test_toml_config(tmp_path, capsys):
@@ -68,6 +69,7 @@ def test_teacher_flag_distils_from_a_training_folder(tmp_path, capsys):
     (["--site-bits", "weight"], "GROUP=BITS"),
     (["--resume"], "--resume needs --out"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--eval-ranges", "train"], "unknown --eval-ranges"),
 ])
 def test_bad_options_exit_2_with_one_line(args, message, capsys):
     assert main(["train", "cora", "--epochs", "1", *args]) == 2

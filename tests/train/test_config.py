@@ -35,6 +35,7 @@ def test_paper_defaults_per_bit_width():
     ({"kd_temperature": 0.0}, "kd_temperature must be positive"),
     ({"kd_weight": -1.0}, "kd_weight must be non-negative"),
     ({"teacher": 3}, "teacher must be a path"),
+    ({"eval_ranges": "batch"}, "unknown --eval-ranges"),
 ])
 def test_bad_values_raise_config_error(values, message):
     with pytest.raises(ConfigError, match=message):
