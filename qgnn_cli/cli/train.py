@@ -89,8 +89,9 @@ def train(
         "hidden": hidden, "epochs": epochs, "lr": lr, "lr_alpha": lr_alpha, "weight_decay": weight_decay,
         "lr_step": lr_step, "lr_gamma": lr_gamma, "dropout": dropout, "alpha_th": alpha_th,
         "eta_lambda": eta_lambda, "mu": mu, "eta": eta, "eta_s": eta_s, "gcn_lambda_lr": gcn_lambda_lr,
-        "normalize_features": normalize_features, "eval_ranges": eval_ranges, "split": split, "teacher": teacher, "kd_weight": kd_weight,
-        "kd_temperature": kd_temperature, "seed": seed, "runs": runs, "checkpoint_every": checkpoint_every,
+        "normalize_features": normalize_features, "eval_ranges": eval_ranges, "split": split, "teacher": teacher,
+        "kd_weight": kd_weight, "kd_temperature": kd_temperature, "seed": seed, "runs": runs,
+        "checkpoint_every": checkpoint_every,
     }
     given = {k: v for k, v in given.items() if v is not None}
     config = TrainConfig.from_toml(config_file, given) if config_file else TrainConfig.from_dict(given)
