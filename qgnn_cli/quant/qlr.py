@@ -92,14 +92,6 @@ class QLRQuantizer(nn.Module):
             self.running_max.lerp_(hi, MOMENTUM)
         return float(lo), float(hi)
 
-    @torch.no_grad()
-    def _calibrate(self, x: torch.Tensor, total: int | None) -> None:
-        """Eval under ``clean_ranges``: the min/max of ``x`` become the frozen range (alpha scales it)."""
-        if bool(self.initialized):  # an uninitialised site keeps failing in qparams, as in plain eval
-            lo, hi = self._batch_range(x.detach(), total)
-            self.running_min.copy_(lo)
-            self.running_max.copy_(hi)
-
     def _python_state(self) -> tuple[bool, int]:
         """``(initialized, skew)`` as python values, re-read only when a buffer changed (an in-place
         write bumps its version; ``load_state_dict`` and ``.to`` write in place or swap the tensor)."""
@@ -120,7 +112,7 @@ class QLRQuantizer(nn.Module):
         return lo.item(), hi.item()
 
     def _batch_range(self, x: torch.Tensor, total: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training batch's (min, max) as 0-d tensors, the implicit zeros of a sparse one included."""
+        """A batch's (min, max) as 0-d tensors, the implicit zeros of a sparse one included."""
         lo, hi = torch.aminmax(x) if x.requires_grad else self._constant_aminmax(x)
         if total is not None and total > x.numel():  # implicit zeros belong to the tensor too
             lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
@@ -172,9 +164,16 @@ class QLRQuantizer(nn.Module):
         alpha = self.alpha.clamp(min=MIN_ALPHA)
         return rounding.qparams(alpha * self.running_min, alpha * self.running_max, self.bits, self.mult)
 
-    def _eval_grid(self) -> tuple[torch.Tensor, float, int]:
-        """(scale, zero, skew) of the frozen range; without autograd, cached until alpha or the
-        range change (tensor version counters), since eval runs every epoch."""
+    def _eval_grid(self, x: torch.Tensor, total: int | None) -> tuple[torch.Tensor, float, int]:
+        """(scale, zero, skew) of the frozen range for quantizing ``x``. Under ``clean_ranges`` the range
+        is first re-taken from ``x``'s own min/max (an uninitialised site still fails in qparams, as in
+        plain eval). Without autograd, cached until alpha or the range change (tensor version
+        counters), since eval runs every epoch."""
+        if self.calibrating and self._python_state()[0]:
+            with torch.no_grad():
+                lo, hi = self._batch_range(x.detach(), total)
+                self.running_min.copy_(lo)
+                self.running_max.copy_(hi)
         if torch.is_grad_enabled():
             scale, zero = self.qparams()
             return scale, float(zero), int(self.skew)
@@ -195,16 +194,15 @@ class QLRQuantizer(nn.Module):
 
     @torch.no_grad()
     def zero_code(self, x: torch.Tensor, total: int | None = None) -> float:
-        """The centred code of 0.0 on the grid that ``codes(x, total)`` uses next, without changing the
-        site. It is 0 unless a BT grid moves it (zero point and skew rounded to a multiple of 85), and
+        """The centred code of 0.0 on the grid that ``codes(x, total)`` uses next. It leaves the site as
+        it was, except under ``clean_ranges``, where it sets the range that ``codes(x, total)`` sets
+        anyway. It is 0 unless a BT grid moves it (zero point and skew rounded to a multiple of 85), and
         only where it is 0 do sums over the nonzeros of a sparse tensor equal the dense sums."""
         if not self.enabled or self.mult == 1:
             return 0.0
         initialized, skew = self._python_state()
         if not self.training:
-            if self.calibrating:
-                self._calibrate(x, total)
-            _, zero, skew = self._eval_grid()
+            _, zero, skew = self._eval_grid(x, total)
         else:  # the batch's range, as TrainSite and the first batch's _observe take it
             lo, hi = self._batch_range(x, total)
             _, _, zero = site_grid(self.alpha, self, float(lo), float(hi))
@@ -227,9 +225,7 @@ class QLRQuantizer(nn.Module):
             scale, zero = self._train_qparams(*self._observe(x, total))
             skew = int(self.skew)
         else:
-            if self.calibrating:
-                self._calibrate(x, total)
-            scale, zero, skew = self._eval_grid()
+            scale, zero, skew = self._eval_grid(x, total)
         return centred_codes(x, scale, zero, self.bits, self.mult, skew), scale
 
     def forward(self, x: torch.Tensor, total: int | None = None) -> torch.Tensor:
