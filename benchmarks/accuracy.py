@@ -278,8 +278,10 @@ in the table below.
 With the library's defaults instead of this protocol's two deviations (row-normalised features,
 quantized dropout 0.5; `benchmarks/sweep.py`, Cora, K=10, 5 seeds): INT8 81.4 (val 83.6), INT2-BT*
 79.9 (val 82.6), against 81.0 (83.5) and 78.7 (81.6) with the moving average. Cost: none in the
-training step; an evaluation gains a min/max and two copies per site (Cora K=64, 326 sites: 35-47 ms
-on an eval forward of 216-327 ms, interleaved, measured beside the grid; PubMed K=10: 1 %).
+training step; an evaluation gains a min/max and two copies per site. Cora K=64 (326
+sites): 19-31 ms on an eval forward of 104-171 ms; PubMed K=10: 14 ms on 336 ms (40 eval forwards per
+mode, interleaved, alpha bumped before each so that neither mode reuses its cached grid; three runs
+on Cora, one on PubMed, 2026-12-02 01:58 UTC, load 1.1; a one-off script, not kept).
 The ablation rows (exact gradient, APPNP) and the distilled rows were re-run with it too.
 
 **Last round's change, re-run with the clean ranges: distillation from the FP32 run** (beyond the
