@@ -173,16 +173,16 @@ TIMING_HISTORY = (
     " in float32-exact python floats; an aggregation (nn/aggregate.py) and a whole SMP step (nn/smp.py) are"
     " one node each; Adam's update runs foreach (326 scalar alphas at K=64); PubMed's constant input has"
     " its site and dropout computed on its nonzeros (quant/linear.py); the sparse first layer's product of"
-    " codes is one CSR product (nn/features.py); and, last round, a site's codes, masked quotient and value"
+    " codes is one CSR product (nn/features.py); and, most recently, a site's codes, masked quotient and value"
     " are one C++ pass, `qgnn::site_codes` (kernels/site.py), instead of 10-15 tensor ops (Cora's 2708 x 7:"
     " 11-15 us against 42-69 us). Cora K=64 had cost 1.91-2.25x FP32 (median 2.2x, eight runs) and 1.85x (one run)"
-    " before that op. Neither of the last two rounds' changes is timed here: distillation adds one KL term over the nodes to the loss of the distilled rows only, and this round's clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site). Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
+    " before that op. None of the last three rounds' changes is timed here (this round's changes no code that trains): distillation adds one KL term over the nodes to the loss of the distilled rows only, and this round's clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site). Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
     " and 9 a step on Cora; the energy's second sparse product; the gather of w.T[cols] in FP32's sparse"
     " first layer); fusing FP32's aggregation and step as the quantized ones are would lower its time too"
     " and raise these ratios."
 )
 TIMING_RUN_TO_RUN = (
-    "Run to run (the table is the run of two rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
+    "Run to run (the table is the run of three rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
     " the grid, nothing else running): in that round, Cora K=64 over six runs between 17:43 and 17:50 UTC"
     " (load 0.8-1.2) gave 1.82x, 1.89x (these two before the 0-d scales went through"
     " torch.scalar_tensor), 1.85x, 1.68x, 1.69x and 1.84x, while the machine's own speed moved under them"
@@ -223,10 +223,10 @@ def render_timing(timing: dict) -> list[str]:
 
 SETUP = """\
 Machine: Intel Xeon (family 6, model 207: Emerald Rapids; AVX-512, AMX), 2 vCPUs under KVM, torch
-2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), from a clone of the commit
-that adds the change below; for part of it the test suite or a sweep ran beside it, so the epoch times
-in the tables are inflated (compare times in the interleaved table below, which the change does not
-touch: the training step is the same).
+2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), each round from a clone of
+its commit; for part of last round's runs the test suite or a sweep ran beside them (this round's ran
+alone), so the epoch times in the tables are inflated (compare times in the interleaved table below,
+which none of the last three rounds touched: the training step is the same).
 
 Protocol: the paper's model (2-layer quantized MLP, hidden 64, then K SMP steps), random splits
 (20 labelled nodes per class, 500 validation, 1000 test, re-drawn for every seed, the kind of split of
@@ -235,14 +235,47 @@ the authors' logged runs), 200 full-batch epochs, Adam (lr 0.01 x0.7 every 50 ep
 METHOD.md §5 (0.1 FP32, 1e-5 INT8/INT4, 1e-4 INT2, 0.01 INT2-BT*), eta_lambda 1e-5, mu 9, eta 0.1,
 alpha learning rate 1e-3, **raw (unnormalised) features** (the authors' code scales rows to unit L1 norm),
 **frozen ranges re-taken at every evaluation from its own dropout-free tensors** (`--eval-ranges clean`,
-this round; the paper tracks them on the training batches).
-Every number in the tables below was measured with the code at the commit that adds them. This round
-re-ran every quantized run, because the change moves what they evaluate, and added PubMed's seeds 3
-and 4. The FP32 runs have no quantizer sites, so the change leaves every bit of them alone: they are
-earlier rounds' runs (the table before this round is RESULTS.md at commit 7486705; the rounds before it
-at 89dcff9, 7e6f7a5 and, with row-normalised features and quantized dropout 0.5, 87b4bb6).
+last round; the paper tracks them on the training batches).
+Every number in the tables below was measured with the code at the commit that adds them.
 
-**Change this round: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
+**This round: Cora and CiteSeer at 10 seeds, and the targets compared on common seeds; no change to
+the code that trains.** Cora's rows gained seeds 5-9: the plain ones at K=10 (every config) and
+K=32/64 (INT2, INT2-BT*), and the distilled ones at K=10 (INT2, INT2-BT*, FP32) and K=32/64 (INT2,
+INT2-BT*); so did CiteSeer's K=10 rows, plain and distilled. PubMed stays at 5 seeds (its runs take
+5-8 times as long). They ran at 0dd6a5b, the code of last round's runs, whose seeds 0-4 it reproduces bit for bit (re-checked:
+Cora INT2-BT* seed 0, test 83.8 at epoch 57, val 84.8). Why: the targets were being decided by
+margins of 0.1-0.9 points, while at 5 seeds a single split moves a mean by half a point (INT2-BT*
+K=10: seed 0, at 83.8, lifts the cell from 81.3 to 81.8). The targets table now compares two cells over the seeds both hold
+(n in its rows): each seed is its own random split, and a comparison over different seeds would mix
+the splits' difficulty into it. On Cora seeds 5-9 are harder splits for most configs (FP32 82.1
+against 82.5 on seeds 0-4, INT2-BT* 80.2 against 81.8, INT4 81.7 on both); on CiteSeer they are
+easier for the 2-bit rows (INT2 67.2 against 64.4, INT2-BT* 67.9 against 66.4) and slightly harder
+for FP32 (67.8 against 68.4). The earlier rounds' tables are
+RESULTS.md at 0dd6a5b (last round), 7486705, 89dcff9, 7e6f7a5 and, with row-normalised features
+and quantized dropout 0.5, 87b4bb6.
+
+Tried this round and not adopted (choices by mean validation accuracy; `benchmarks/sweep.py`, 5 seeds,
+runs in `sweep.jsonl` at commit 0dd6a5b, except the first):
+
+- **The training step quantizing on the clean range** (the last evaluation's) instead of the dropout
+  batch's, so that training and eval share one grid: a one-off patch (the site's batch statistics
+  replaced by its frozen range), not kept. Cora K=10, seeds 0-4: INT2-BT* val 83.1, test 79.7
+  against 83.9 / 81.8; INT2 val 83.1, test 80.0 against 83.4 / 80.8. Clipping the dropout-scaled
+  values costs more than the mismatched grid.
+- **FP32 dropout 0.7 / 0.9, alpha_th 0.01 / 1.0** (Cora K=10): val 83.8 / 84.0 / 84.4 / 84.2 against
+  84.3, test 81.9 / 82.8 / 82.5 / 82.3 against 82.5. Only alpha_th 0.01 is level on validation, and
+  it gives the same test accuracy.
+- **Dropout 0.5 for PubMed's 2-bit configs** (the paper's quantized rate): INT2-BT* val 77.5 against
+  78.1 (test 77.2 against 76.5), INT2 val 75.6 against 75.6 (test 74.6 against 75.1).
+
+**Where PubMed's INT2 loses (diagnostic, this round).** At 2 bits the input site rounds 35 % of
+PubMed's TF-IDF nonzeros to 0 (22 % under BT*; the first batch's searched range, alpha 0.1), so the
+input looked like the culprit. It is not: with the input site at 8 bits plain INT2 gets val 74.8,
+test 74.6 (all at 2 bits: 75.6 / 75.1), while with the aggregation sites at 8 bits (`--site-bits
+agg=8`) it gets val 77.8, test 76.8 (5 seeds). The gap is in the 2-bit aggregations, as it was on
+Cora three rounds ago (below).
+
+**Last round's change: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
 library's default now). In training a site's range is alpha times the min/max of the current batch,
 and that batch carries dropout: at p = 0.8 the surviving activations are scaled by 5, so the MLP output
 and everything propagated from it span several times what the same tensors span without dropout
@@ -252,8 +285,8 @@ of the training ranges (METHOD.md §2), so at eval a 2-bit site spread its four 
 too wide and most of the tensor fell on one or two codes. Now every epoch's evaluation sets each
 site's frozen range from the tensor it quantizes there, site by site in forward order, with alpha
 still scaling it. It is one pass, and it computes exactly what the frozen model and its packed export
-compute afterwards (`tests/quant/test_calibrate.py`). The training step is last round's, bit for bit
-(every epoch's loss is identical, tested), and `--eval-ranges ema` gives last round's runs back (Cora
+compute afterwards (`tests/quant/test_calibrate.py`). The training step is the one before it, bit for
+bit (every epoch's loss is identical, tested), and `--eval-ranges ema` gives the earlier runs back (Cora
 INT2, seed 0: val 81.6, test 77.6 at epoch 20, as logged). What moves is the validation curve, so the
 chosen epoch, and the ranges the model is exported with. Found on PubMed INT2's hard seed (seed 2,
 test 67.8): recalibrating the finished model alone gave 71.7 (val 70.2 -> 73.2). The same seeds,
@@ -261,7 +294,7 @@ test (validation):
 
 | | INT8 | INT4 | INT2 | INT2-BT* |
 |---|---|---|---|---|
-| Cora K=10, 5 seeds, moving-average ranges (last round) | 82.3 (84.0) | 81.3 (84.5) | 78.5 (81.2) | 79.8 (82.5) |
+| Cora K=10, 5 seeds, moving-average ranges (before) | 82.3 (84.0) | 81.3 (84.5) | 78.5 (81.2) | 79.8 (82.5) |
 | Cora K=10, 5 seeds, clean ranges | 82.5 (84.3) | 81.7 (84.6) | **80.8 (83.4)** | **81.8 (83.9)** |
 | CiteSeer K=10, 5 seeds, moving average | 67.2 (68.7) | 66.9 (68.6) | 63.9 (66.2) | 63.6 (66.1) |
 | CiteSeer K=10, 5 seeds, clean | 68.4 (69.0) | 68.9 (69.7) | 64.4 (67.5) | **66.4 (69.0)** |
@@ -284,36 +317,38 @@ mode, interleaved, alpha bumped before each so that neither mode reuses its cach
 on Cora, one on PubMed, 2026-12-02 01:58 UTC, load 1.1; a one-off script, not kept).
 The ablation rows (exact gradient, APPNP) and the distilled rows were re-run with it too.
 
-**Last round's change, re-run with the clean ranges: distillation from the FP32 run** (beyond the
+**Distillation from the FP32 run** (two rounds ago; re-run with the clean ranges last round; beyond the
 paper; `train/distill.py`, `qgnn train --teacher RUN`). The student also fits, on every node, the class
 probabilities of the FP32 run of its own seed and split: KL divergence at temperature 1, weight 1,
 added to the NLL of the labelled nodes (one setting, the textbook one, chosen before any run). The
 teacher is the FP32 row's run, retrained in the worker to the same bits (`teacher_test_acc` in the log).
 Only the loss changes: the quantized sites, the model file, its export and the packed kernels are those
 of the plain rows. Rows "SMP, distilled from FP32"; mean test accuracy over seeds, validation in
-brackets (last round's numbers, with the moving-average ranges, are in RESULTS.md at 7486705):
+brackets (the numbers with the moving-average ranges are in RESULTS.md at 7486705):
 
 | K=10 | FP32 (the teacher) | FP32, distilled | INT2 | INT2, distilled | INT2-BT* | INT2-BT*, distilled |
 |---|---|---|---|---|---|---|
-| Cora, 5 seeds | 82.5 (84.3) | 83.1 (85.0) | 80.8 (83.4) | **82.3 (85.0)** | 81.8 (83.9) | 81.5 (84.6) |
-| CiteSeer, 5 seeds | 68.4 (68.9) | 70.5 (71.3) | 64.4 (67.5) | **68.6 (69.8)** | 66.4 (69.0) | 67.5 (69.8) |
+| Cora, 10 seeds | 82.3 (84.2) | 82.8 (84.8) | 80.7 (83.1) | **81.5 (84.4)** | 81.0 (83.3) | 81.1 (84.3) |
+| CiteSeer, 10 seeds | 68.1 (68.7) | 69.7 (70.5) | 65.8 (67.7) | **68.0 (69.1)** | 67.1 (68.4) | 67.6 (69.3) |
 | PubMed, 5 seeds | 78.9 (79.4) | 78.9 (79.2) | 75.1 (75.6) | 76.8 (77.5) | 76.5 (78.1) | **77.4 (79.3)** |
 
-Distillation adds 1.5 (Cora), 4.2 (CiteSeer) and 1.8 (PubMed) points to INT2; to INT2-BT*, -0.3, 1.1
-and 0.9. At depth (Cora, 5 seeds; each student has the FP32 teacher of its own depth): INT2
-distilled 81.8 / 82.3 at K=32 / 64 (plain 80.9 / 81.2), INT2-BT* distilled 81.5 / 82.5 (plain 80.5 / 79.9); their teachers give 82.1 / 82.5 over these seeds.
+Distillation adds 0.8 (Cora), 2.2 (CiteSeer) and 1.8 (PubMed) points to INT2; to INT2-BT*, 0.1, 0.5
+and 0.9 (at 5 seeds, last round: 1.5 / 4.2 / 1.8 and -0.3 / 1.1 / 0.9). At depth (Cora, 10 seeds; each
+student has the FP32 teacher of its own depth): INT2 distilled 81.3 / 81.8 at K=32 / 64 (plain 81.1 /
+80.9), INT2-BT* distilled 81.2 / 81.5 (plain 80.4 / 80.0); their teachers give 81.8 / 82.3 over these
+seeds.
 
-**The teacher helps FP32 too.** FP32 distilled from FP32 (same recipe) reaches 83.1 on Cora against
-82.5, 70.5 on CiteSeer against 68.4, and 78.9 on PubMed against 78.9 (val 79.2 against 79.4): no
-gain there. So on Cora and CiteSeer part of the gain is what any model gets from the teacher's targets on the unlabelled nodes,
+**The teacher helps FP32 too.** FP32 distilled from FP32 (same recipe) reaches 82.8 on Cora against
+82.3, 69.7 on CiteSeer against 68.1 (10 seeds), and 78.9 on PubMed against 78.9 (val 79.2 against
+79.4): no gain there. So on Cora and CiteSeer part of the gain is what any model gets from the teacher's targets on the unlabelled nodes,
 not a repair of the quantizer; the targets table gives the 2-point goal against both references.
 
-Not adopted last round (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
+Not adopted two rounds ago (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
 f03c7c5): temperature 2 instead of 1 (INT2-BT* val 76.8, the same as at T=1; INT2 val 76.1 against
 75.3), and, as a diagnostic, the distilled INT2-BT* with its input site at 8 bits (val 77.1 against
 76.8): PubMed's gap was not its TF-IDF input site.
 
-**Two rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
+**Three rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
 that step's update site, A(X) and A(dX) of the last step only enter the float32 class scores the model
 returns: no kernel reads them as codes, and at 2 bits their four levels tie those scores. Every
 aggregation still quantizes the rows entering it, so every sparse product runs on packed codes; the
@@ -323,7 +358,7 @@ of a quantized step (`python benchmarks/smp_last_step.py`: INT2, K=10, 200k-node
 130.0 ms with those two sites quantized). With the moving-average ranges of then, 5 seeds, Cora K=10:
 INT2 77.6 -> 78.5, INT2-BT* 78.2 -> 79.8 (the table of that round: RESULTS.md at 89dcff9).
 
-**Not adopted: per-column ranges for the aggregation sites** (two rounds ago, moving-average ranges).
+**Not adopted: per-column ranges for the aggregation sites** (three rounds ago, moving-average ranges).
 Each class column of the rows entering an aggregation, and of its result, with its own min/max (one
 alpha per site), simulated in training only (the packed SpMM takes one scale per tensor): Cora INT2,
 K=10, seeds 0-2: 77.2 (val 81.5) against 77.8 (val 81.8) per tensor. No gain, so the kernel contract stays.
@@ -372,48 +407,50 @@ runtime:
   multiplier turns the constraint step anti-smoothing and the energy diverged (exact gradient, CiteSeer).
 - **alpha learning rate 1e-3** (paper 1e-4): at 1e-4 Adam moves alpha at most 0.02 in 200 epochs.
 - **Training-time range from the current batch** (alpha x batch min/max); the running min/max, an
-  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (this round).
+  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (last round).
 - **ReLU before lin1's output quantizer** (fused, as an integer kernel would), **dropout after the
   input quantizers**, **the last step's update site not quantized** (it is the model's output, returned
-  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, two
+  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, three
   rounds ago), **source rows quantized instead of
   per-edge messages** (METHOD.md §2: what the packed SpMM runs).
 """
 
 
 SUMMARY = """\
-**Summary.** Cora, K=10, 5 seeds: INT8 82.5, INT4 81.7 and INT2-BT* 81.8 meet the paper's 82.1 / 81.0 /
-77.8, and INT2 reaches 80.8 (the authors' 73.3); FP32 82.5 misses 82.8 by 0.3 (FP32 has no quantizer, so
-the change leaves it alone; the paper's numbers are one run on one random split; FP32 distilled from
-FP32, a two-stage recipe, reaches 83.1). Deep, 5 seeds: INT2 80.9 at K=32 and 81.2 at K=64 against its
-K=10 80.8 (met); INT2-BT* 80.5 / 79.9 against 81.8 (missed by 0.3 and 0.9: its K=10 number rose 2.0 with
-the clean ranges, the deep ones 1.2 and 1.4). Distilled, both hold with depth: INT2 81.8 / 82.3 against
-82.3, INT2-BT* 81.5 / 82.5 against 81.5. No collapse at 64 steps; FP32 keeps its accuracy too (81.8 at
-K=32, 82.7 at K=64, 2 seeds; 82.1 / 82.5 over the 5 teacher runs). "INT2 within 2 pts of FP32", plain:
-met on Cora (INT2 80.8, INT2-BT* 81.8 against 82.5) and on CiteSeer by INT2-BT* (66.4 against 68.4,
-exactly 2.0 under: the two 5-seed sums of test accuracy differ by 10.0 points; INT2 64.4, its seed 3 at
-58.9), missed on PubMed (5 seeds: INT2-BT* 76.5, INT2 75.1 against 78.9; seeds 2 and 3 of INT2-BT* at
-74.6 and 74.5, 4.6 and 5.1 under their FP32 runs, the other three within 1.4). Distilled from the FP32
-run, INT2-BT* meets it on all three datasets (Cora 81.5, CiteSeer 67.5, PubMed 77.4, 5 seeds each) and
-INT2 on Cora (82.3) and CiteSeer (68.6), missing PubMed by 0.02 (76.84 against 76.86: one test node of
-one seed). Against FP32 distilled the same way (83.1 / 70.5 / 78.9), Cora's INT2 (82.3) and INT2-BT*
-(81.5) hold, CiteSeer's INT2 (68.6) holds and its INT2-BT* (67.5) misses, and on PubMed INT2-BT* (77.4)
-holds and INT2 (76.8) misses. INT8 and INT4 are within 0.9 of FP32 on all three datasets and level with
-or above it on CiteSeer (68.4 / 68.9 against 68.4). CiteSeer's seed 3 is a hard split for every config
-(FP32 63.6). Epoch time: see the interleaved table below.
+**Summary.** Cora, K=10, 10 seeds: INT8 82.3, INT4 81.7 and INT2-BT* 81.0 meet the paper's 82.1 /
+81.0 / 77.8, and INT2 reaches 80.7 (the authors' 73.3). FP32 82.3 misses 82.8 by 0.5 (82.5 on seeds
+0-4). The paper's number is one run on one random split; the released code gave 82.7 ± 1.2 on three
+public-split seeds (METHOD.md §6); none of this round's FP32 settings beat the protocol on
+validation; FP32 distilled from FP32, a two-stage recipe, reaches 82.8. Deep, 10 seeds: INT2 81.1 at
+K=32 and 80.9 at K=64 against its K=10 80.7; INT2-BT* 80.4 / 80.0 against 81.0, inside the 1-point
+bound by 0.4 and by 0.04 (at 5 seeds, last round, it missed: 80.5 / 79.9 against 81.8, a K=10 cell
+that seed 0 lifted by 0.5). Distilled, both hold with depth: INT2 81.3 / 81.8 against 81.5, INT2-BT*
+81.2 / 81.5 against 81.1. No collapse at 64 steps; FP32 keeps its accuracy too (81.8 at K=32, 82.7
+at K=64, 2 seeds; 81.8 / 82.3 over the 10 teacher runs). "INT2 within 2 pts of FP32", plain: met on
+Cora (INT2 80.7, INT2-BT* 81.0 against 82.3) and on CiteSeer by INT2-BT* (67.1 against 68.1; INT2
+65.8 misses by 0.3), missed on PubMed (5 seeds: INT2-BT* 76.5, INT2 75.1 against 78.9; seeds 2 and 3
+of INT2-BT* at 74.6 and 74.5, 4.6 and 5.1 under their FP32 runs, the other three within 1.4; the
+loss is in the 2-bit aggregation sites, see the diagnostic above). Distilled from the FP32 run,
+INT2-BT* meets it on all three datasets (Cora 81.1, CiteSeer 67.6, 10 seeds; PubMed 77.4, 5 seeds)
+and INT2 on Cora (81.5) and CiteSeer (68.0), missing PubMed by 0.02 (76.84 against 76.86: one test
+node of one seed). Against FP32 distilled the same way (82.8 / 69.7 / 78.9), Cora's INT2 (81.5) and
+INT2-BT* (81.1) hold, CiteSeer's INT2 (68.0) holds and its INT2-BT* (67.6) misses by 0.02, and on
+PubMed INT2-BT* (77.4) holds and INT2 (76.8) misses. INT8 and INT4 are within 0.7 of FP32 on all
+three datasets and level with or above it on CiteSeer (68.2 / 68.3 against 68.1). CiteSeer's seed 3
+is a hard split for every config (FP32 63.6). Epoch time: see the interleaved table below.
 
 **Ablations of the propagation (Cora, K=10, seeds 0-2).** FP32 82.8 (SMP) / 82.7 (exact gradient) /
-82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (last round, moving-average ranges: 80.0 /
+82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (two rounds ago, moving-average ranges: 80.0 /
 78.9 / 79.1). The exact gradient is the lowest at 2 bits in both rounds, but differences of 1-1.5
 points on 3 seeds are near the noise; APPNP was not run at K=32/64, so whether the constraint matters
 with depth is not measured here.
 
-**Missing cells, and why.** FP32 at K=32/64 has 2 seeds; K=32/64 were run for Cora only. The ablation
-rows (exact gradient, APPNP) ran on 3 seeds, the deep GCN rows on 2. The distilled rows cover INT2 and
-INT2-BT* (K=10 on all three datasets, K=32/64 on Cora) and FP32 at K=10; INT8 and INT4 were not
-distilled.
+**Missing cells, and why.** PubMed has 5 seeds, Cora and CiteSeer 10. FP32 at K=32/64 has 2 seeds;
+K=32/64 were run for Cora only. The ablation rows (exact gradient, APPNP) ran on 3 seeds, the deep GCN
+rows on 2. The distilled rows cover INT2 and INT2-BT* (K=10 on all three datasets, K=32/64 on Cora)
+and FP32 at K=10; INT8 and INT4 were not distilled.
 
-**Where INT2 lost on Cora (site-group ablation, two rounds ago, moving-average ranges; seeds 0-2,
+**Where INT2 lost on Cora (site-group ablation, three rounds ago, moving-average ranges; seeds 0-2,
 K=10; one group of sites at 8 bits, everything else at 2; `qgnn train --site-bits GROUP=8`; runs in
 `sweep.jsonl`).** All at 2 bits: 77.8. Aggregation sites (`agg`: the rows entering each of the 20
 aggregations and their results) at 8 bits: 81.3; hidden activations (`linear`) 79.6, update sites 78.8,
@@ -445,19 +482,19 @@ protocol's settings: 66.1 (val 69.3) with the scores in float against 57.7 (val 
 # How the committed table can be reproduced from an empty log: these invocations, in this order, each skipping
 # what the log holds (the FP32 runs and the timing are earlier rounds'; the change of a round re-runs what it touches).
 RUN_SEQUENCE = """\
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 5
-python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 5
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10
 python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32,INT8,INT4,INT2,INT2-BT*
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 5 --configs INT2,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 10 --configs INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 3 --configs FP32 --ablation --gcn-configs FP32,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32 --gcn --gcn-configs FP32
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 5 --configs FP32 --distill
-python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 5 --configs FP32 --distill
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --distill
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --distill
 python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32 --distill
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 5 --configs INT2 --distill
-python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 5 --configs FP32 --distill --distill-configs FP32
-python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 5 --configs FP32 --distill --distill-configs FP32
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 10 --configs INT2 --distill
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 1 --datasets cora,citeseer,pubmed --layers 10 --seeds 0 --timing --timing-configs FP32,INT8,INT4,INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 1 --datasets cora --layers 64 --seeds 0 --timing --timing-configs FP32,INT2,INT2-BT*
@@ -477,12 +514,31 @@ def _at_least(value: float, bound: float) -> bool:
     return value >= bound - 1e-4
 
 
+def _paired(cells: dict, key: tuple, ref_key: tuple) -> tuple[float | None, float | None, int]:
+    """The means of two cells over the seeds both hold, and how many: each seed is its own random split,
+    so a comparison over different seeds would mix the splits' difficulty into it."""
+    runs = {r["seed"]: r for r in cells.get(key, [])}
+    refs = {r["seed"]: r for r in cells.get(ref_key, [])}
+    common = sorted(runs.keys() & refs.keys())
+    if not common:
+        return None, _mean(cells, ref_key), 0
+    mean = lambda rows: _stats([100 * rows[s]["test_acc"] for s in common])[0]  # noqa: E731
+    return mean(runs), mean(refs), len(common)
+
+
 def render_targets(cells: dict) -> list[str]:
-    out = ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
+    out = ["### Targets", "", "Comparisons between two cells take the seeds both hold (n).", "",
+           "| target | measured | met |", "|---|---|---|"]
 
     def row(label: str, value: float | None, ok: bool | None) -> None:
         shown = "-" if value is None else f"{value:.1f}"
         out.append(f"| {label} | {shown} | {'-' if ok is None else ('yes' if ok else 'no')} |")
+
+    def compared(label: str, key: tuple, ref_key: tuple, ref_name: str, slack: float) -> None:
+        m, ref, n = _paired(cells, key, ref_key)
+        ok = None if m is None or ref is None else _at_least(m, ref - slack)
+        shown = "-" if ref is None else f"{ref:.1f}" + (f", n={n}" if n else "")
+        row(f"{label} within {slack:g} pt{'s' if slack != 1 else ''} of {ref_name} ({shown})", m, ok)
 
     for config, target in TARGETS.items():
         m = _mean(cells, ("cora", "SMP", config, 10))
@@ -490,28 +546,23 @@ def render_targets(cells: dict) -> list[str]:
     distilled = next(iter(DISTILLED))
     for variant, label in (("SMP", ""), (distilled, " (distilled)")):
         for config in ("INT2", "INT2-BT*"):
-            base = _mean(cells, ("cora", variant, config, 10))
             for k in (32, 64):
-                m = _mean(cells, ("cora", variant, config, k))
-                if m is None and variant != "SMP":
+                if variant != "SMP" and ("cora", variant, config, k) not in cells:
                     continue
-                ok = None if m is None or base is None else _at_least(m, base - 1.0)
-                row(f"Cora {config}{label} K={k} within 1 pt of K=10 ({'-' if base is None else f'{base:.1f}'})", m, ok)
+                compared(f"Cora {config}{label} K={k}", ("cora", variant, config, k), ("cora", variant, config, 10),
+                         "K=10", 1.0)
     # The distilled students against the plain FP32 run (their teacher) and, where it ran, against FP32
     # distilled the same way: the teacher's targets help FP32 too.
     for d in ("cora", "citeseer", "pubmed"):
         for variant, label, reference in (("SMP", "", "SMP"), (distilled, " (distilled)", "SMP"),
                                           (distilled, " (distilled)", distilled)):
-            fp = _mean(cells, (d, reference, "FP32", 10))
-            if variant != "SMP" and fp is None:
+            if variant != "SMP" and (d, reference, "FP32", 10) not in cells:
                 continue
             ref = "FP32" if reference == "SMP" else "FP32 distilled"
             for config in ("INT2", "INT2-BT*"):
-                m = _mean(cells, (d, variant, config, 10))
-                if m is None and variant != "SMP":
+                if variant != "SMP" and (d, variant, config, 10) not in cells:
                     continue
-                ok = None if m is None or fp is None else _at_least(m, fp - 2.0)
-                row(f"{d} K=10 {config}{label} within 2 pts of {ref} ({'-' if fp is None else f'{fp:.1f}'})", m, ok)
+                compared(f"{d} K=10 {config}{label}", (d, variant, config, 10), (d, reference, "FP32", 10), ref, 2.0)
     return out + [""]
 
 
