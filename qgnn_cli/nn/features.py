@@ -52,8 +52,8 @@ class _CodesMatmulT(torch.autograd.Function):
             g_values = (g_terms * gathered).sum(1, keepdim=True).squeeze(1)
         if ctx.needs_input_grad[1]:
             g_gathered = g_terms * v
-            # index's backward: a contiguous zero (F, out) accumulated into, handed back transposed
-            g_w = g_gathered.new_zeros(w_t.shape).index_put_((x.cols,), g_gathered, accumulate=True).T
+            # index_select's backward: a contiguous zero (F, out) accumulated into, handed back transposed
+            g_w = g_gathered.new_zeros(w_t.shape).index_add_(0, x.cols, g_gathered).T
         return g_values, g_w, None
 
 
@@ -116,7 +116,10 @@ class SparseFeatures:
 
     def matmul_t(self, w: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``X @ w.T`` for ``w`` (out, F), summed in ``dtype``; differentiable in values and ``w``."""
-        terms = self.values.to(dtype).unsqueeze(1) * w.to(dtype).T[self.cols]
+        # index_select, not w.T[cols]: the indexing's backward (index_put_ with accumulate) adds with
+        # atomics across threads on CPU, so two threads gave a different weight gradient every step;
+        # index_select's (index_add_) adds in index order, the same bits as one thread's index_put_.
+        terms = self.values.to(dtype).unsqueeze(1) * w.to(dtype).T.index_select(0, self.cols)
         out = torch.zeros(self.shape[0], w.shape[0], dtype=dtype).index_add_(0, self.rows, terms)
         return out.to(torch.float32)
 
