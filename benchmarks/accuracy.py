@@ -241,8 +241,8 @@ Every number in the tables below was measured with the code at the commit that a
 **This round: Cora and CiteSeer at 10 seeds, and the targets compared on common seeds; no change to
 the code that trains.** Cora's rows gained seeds 5-9: the plain ones at K=10 (every config) and
 K=32/64 (INT2, INT2-BT*), and the distilled ones at K=10 (INT2, INT2-BT*, FP32) and K=32/64 (INT2,
-INT2-BT*); so did CiteSeer's K=10 rows, plain and distilled. PubMed stays at 5 seeds (its runs take
-5-8 times as long). They ran at 0dd6a5b, the code of last round's runs, whose seeds 0-4 it reproduces bit for bit (re-checked:
+INT2-BT*); so did CiteSeer's K=10 rows, plain and distilled. PubMed stays at 5 seeds (a plain K=10
+run takes 159 s there on average, against 25 s on Cora and 46 s on CiteSeer). They ran at 0dd6a5b, the code of last round's runs, whose seeds 0-4 it reproduces bit for bit (re-checked:
 Cora INT2-BT* seed 0, test 83.8 at epoch 57, val 84.8). Why: the targets were being decided by
 margins of 0.1-0.9 points, while at 5 seeds a single split moves a mean by half a point (INT2-BT*
 K=10: seed 0, at 83.8, lifts the cell from 81.3 to 81.8). The targets table now compares two cells over the seeds both hold
@@ -522,7 +522,10 @@ def _paired(cells: dict, key: tuple, ref_key: tuple) -> tuple[float | None, floa
     common = sorted(runs.keys() & refs.keys())
     if not common:
         return None, _mean(cells, ref_key), 0
-    mean = lambda rows: _stats([100 * rows[s]["test_acc"] for s in common])[0]  # noqa: E731
+
+    def mean(by_seed: dict) -> float:
+        return _stats([100 * by_seed[s]["test_acc"] for s in common])[0]
+
     return mean(runs), mean(refs), len(common)
 
 

@@ -29,14 +29,24 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread, restored afterwards: for tests on small tensors, where a second OpenMP
     thread only adds synchronisation (and, on a shared machine, waits for a busy core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    yield from _threads(1)
+
+
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads, restored afterwards: for tests of what must not depend on the thread count."""
+    yield from _threads(2)
 
 
 @pytest.fixture

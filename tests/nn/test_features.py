@@ -8,14 +8,6 @@ import torch
 from qgnn_cli.nn import SparseFeatures
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def _sparse(generator: torch.Generator, rows: int = 3000, cols: int = 700, integer: bool = False) -> SparseFeatures:
     # large enough (~40k nonzeros x 16 outputs) for the CPU kernels to split the work across threads
     keep = torch.rand(rows, cols, generator=generator) < 0.02
