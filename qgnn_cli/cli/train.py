@@ -17,6 +17,11 @@ from qgnn_cli.train import TrainConfig, run_training
 from qgnn_cli.train.metrics import fmt_pct
 
 
+def _default(name: str, why: str = "") -> str:
+    """``" (default X)."``: the TrainConfig default, so that --help cannot drift from the library."""
+    return f" (default {getattr(TrainConfig, name)}{'; ' + why if why else ''})."
+
+
 def _site_bits(items: list[str] | None) -> dict[str, int] | None:
     if not items:
         return None
@@ -30,31 +35,31 @@ def _site_bits(items: list[str] | None) -> dict[str, int] | None:
 
 
 def train(
-    dataset: Optional[str] = typer.Argument(None, help="Dataset name (cora, citeseer, pubmed, ...) or a path to an .npz graph."),
+    dataset: Optional[str] = typer.Argument(None, help="Dataset name (cora, citeseer, pubmed, ...) or a path to an .npz graph" + _default("dataset")),
     config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (flags override it)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder with the datasets (default $QGNN_DATA; Cora is embedded)."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of every site: 32 (off), 8, 4, 2 or 1."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Bit width of every site: 32 (off), 8, 4, 2 or 1" + _default("bits")),
     site_bits: Optional[list[str]] = typer.Option(None, "--site-bits", help="Per-group override GROUP=BITS; groups: input, weight, linear, agg, update. Repeatable."),
-    bt: Optional[str] = typer.Option(None, "--bt", help="2-bit truncation: none, bt or bt*."),
-    model: Optional[str] = typer.Option(None, "--model", help="smp (the paper's) or gcn (deep quantized GCN stack)."),
-    prop: Optional[str] = typer.Option(None, "--prop", help="smp, or appnp (no smoothness constraint; ablation)."),
-    smp_grad: Optional[str] = typer.Option(None, "--smp-grad", help="authors (A_hat dX) or exact (L dX) constraint step."),
-    constraint: Optional[bool] = typer.Option(None, "--constraint/--no-constraint", help="gcn: bound each layer's change energy (BDMM)."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="K propagation steps (smp) or GCN depth (gcn)."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of weights (default 0.01)."),
-    lr_alpha: Optional[float] = typer.Option(None, "--lr-alpha", help="Learning rate of the range multipliers (default 1e-3; the paper's 1e-4 leaves them stuck)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    lr_step: Optional[int] = typer.Option(None, "--lr-step", help="Decay the weight learning rate every this many epochs."),
-    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma"),
-    dropout: Optional[float] = typer.Option(None, "--dropout", help="Default 0.8 (FP32) / 0.5 (quantized)."),
-    alpha_th: Optional[float] = typer.Option(None, "--alpha-th", help="Smoothness bound; default per bit width (METHOD.md §5)."),
-    eta_lambda: Optional[float] = typer.Option(None, "--eta-lambda"),
-    mu: Optional[float] = typer.Option(None, "--mu"),
-    eta: Optional[float] = typer.Option(None, "--eta"),
-    eta_s: Optional[float] = typer.Option(None, "--eta-s"),
-    gcn_lambda_lr: Optional[float] = typer.Option(None, "--gcn-lambda-lr", help="gcn: ascent rate of the per-layer multipliers."),
+    bt: Optional[str] = typer.Option(None, "--bt", help="2-bit truncation: none, bt or bt*" + _default("bt")),
+    model: Optional[str] = typer.Option(None, "--model", help="smp (the paper's) or gcn (deep quantized GCN stack)" + _default("model")),
+    prop: Optional[str] = typer.Option(None, "--prop", help="smp, or appnp (no smoothness constraint; ablation)" + _default("prop")),
+    smp_grad: Optional[str] = typer.Option(None, "--smp-grad", help="authors (A_hat dX) or exact (L dX) constraint step" + _default("smp_grad")),
+    constraint: Optional[bool] = typer.Option(None, "--constraint/--no-constraint", help="gcn: bound each layer's change energy (BDMM; default on)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="K propagation steps (smp) or GCN depth (gcn)" + _default("layers")),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden width" + _default("hidden")),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Full-batch training epochs" + _default("epochs")),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of the weights" + _default("lr")),
+    lr_alpha: Optional[float] = typer.Option(None, "--lr-alpha", help="Learning rate of the range multipliers" + _default("lr_alpha", "the paper's 1e-4 leaves them stuck")),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay of the weights (not of the range multipliers)" + _default("weight_decay")),
+    lr_step: Optional[int] = typer.Option(None, "--lr-step", help="Decay the weight learning rate every this many epochs" + _default("lr_step")),
+    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma", help="Factor of that decay" + _default("lr_gamma")),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate (default 0.8 FP32, 0.5 quantized)."),
+    alpha_th: Optional[float] = typer.Option(None, "--alpha-th", help="Smoothness bound of SMP (default per bit width: 0.1 FP32, 1e-5 INT8/INT4, 1e-4 INT2, 0.2 BT, 0.01 BT*)."),
+    eta_lambda: Optional[float] = typer.Option(None, "--eta-lambda", help="SMP: ascent rate of the multiplier lambda" + _default("eta_lambda")),
+    mu: Optional[float] = typer.Option(None, "--mu", help="SMP: weight of the smoothness term" + _default("mu")),
+    eta: Optional[float] = typer.Option(None, "--eta", help="SMP: step size of the descent step" + _default("eta")),
+    eta_s: Optional[float] = typer.Option(None, "--eta-s", help="SMP: step size of the slack" + _default("eta_s")),
+    gcn_lambda_lr: Optional[float] = typer.Option(None, "--gcn-lambda-lr", help="gcn: ascent rate of the per-layer multipliers" + _default("gcn_lambda_lr")),
     normalize_features: Optional[bool] = typer.Option(
         None, "--normalize-features/--raw-features",
         help="Scale feature rows to unit L1 norm (default, as the authors' code), or keep them raw: binary "
@@ -62,16 +67,16 @@ def train(
     eval_ranges: Optional[str] = typer.Option(
         None, "--eval-ranges", help="Frozen quantizer ranges: clean (default: re-taken at every evaluation from the "
                                     "dropout-free forward) or ema (moving average of the training batches, as the paper)."),
-    split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)."),
+    split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)" + _default("split")),
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="Distil from a trained run (its --out folder, one model per seed, or a model.pt) of the "
                                 "same dataset, --split and --seed: its class probabilities on every node become a "
                                 "second target. Typically the FP32 run for a 2-bit student."),
-    kd_weight: Optional[float] = typer.Option(None, "--kd-weight", help="Weight of the distillation term (default 1)."),
-    kd_temperature: Optional[float] = typer.Option(None, "--kd-temperature", help="Softmax temperature of the distillation term (default 1)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    runs: Optional[int] = typer.Option(None, "--runs", help="Seeds seed .. seed+runs-1; mean ± std reported."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    kd_weight: Optional[float] = typer.Option(None, "--kd-weight", help="Weight of the distillation term" + _default("kd_weight")),
+    kd_temperature: Optional[float] = typer.Option(None, "--kd-temperature", help="Softmax temperature of the distillation term" + _default("kd_temperature")),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the weights, the dropout and a random split" + _default("seed")),
+    runs: Optional[int] = typer.Option(None, "--runs", help="Seeds seed .. seed+runs-1; mean ± std reported" + _default("runs")),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write a checkpoint every this many epochs (with --out)" + _default("checkpoint_every")),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for model.pt, metrics.json and checkpoints."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoints."),
     threads: Optional[int] = typer.Option(
