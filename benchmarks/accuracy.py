@@ -224,9 +224,10 @@ def render_timing(timing: dict) -> list[str]:
 SETUP = """\
 Machine: Intel Xeon (family 6, model 207: Emerald Rapids; AVX-512, AMX), 2 vCPUs under KVM, torch
 2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), each round from a clone of
-its commit; for part of last round's runs the test suite or a sweep ran beside them (this round's ran
-alone), so the epoch times in the tables are inflated (compare times in the interleaved table below,
-which none of the last three rounds touched: the training step is the same).
+its commit; in some earlier rounds the test suite or a sweep ran beside part of it (this round's grid
+had the machine to itself but for a 70-second test run at its start), so the epoch times in the tables
+are inflated (compare times in the interleaved table below, which none of the last four rounds
+touched: the training step is the same).
 
 Protocol: the paper's model (2-layer quantized MLP, hidden 64, then K SMP steps), random splits
 (20 labelled nodes per class, 500 validation, 1000 test, re-drawn for every seed, the kind of split of
@@ -235,47 +236,53 @@ the authors' logged runs), 200 full-batch epochs, Adam (lr 0.01 x0.7 every 50 ep
 METHOD.md §5 (0.1 FP32, 1e-5 INT8/INT4, 1e-4 INT2, 0.01 INT2-BT*), eta_lambda 1e-5, mu 9, eta 0.1,
 alpha learning rate 1e-3, **raw (unnormalised) features** (the authors' code scales rows to unit L1 norm),
 **frozen ranges re-taken at every evaluation from its own dropout-free tensors** (`--eval-ranges clean`,
-last round; the paper tracks them on the training batches).
+two rounds ago; the paper tracks them on the training batches).
 Every number in the tables below was measured with the code at the commit that adds them.
 
-**This round: Cora and CiteSeer at 10 seeds, and the targets compared on common seeds; no change to
-the code that trains.** Cora's rows gained seeds 5-9: the plain ones at K=10 (every config) and
-K=32/64 (INT2, INT2-BT*), and the distilled ones at K=10 (INT2, INT2-BT*, FP32) and K=32/64 (INT2,
-INT2-BT*); so did CiteSeer's K=10 rows, plain and distilled. PubMed stays at 5 seeds (a plain K=10
-run takes 159 s there on average, against 25 s on Cora and 46 s on CiteSeer). They ran at 0dd6a5b, the code of last round's runs, whose seeds 0-4 it reproduces bit for bit (re-checked:
-Cora INT2-BT* seed 0, test 83.8 at epoch 57, val 84.8). Why: the targets were being decided by
-margins of 0.1-0.9 points, while at 5 seeds a single split moves a mean by half a point (INT2-BT*
-K=10: seed 0, at 83.8, lifts the cell from 81.3 to 81.8). The targets table now compares two cells over the seeds both hold
-(n in its rows): each seed is its own random split, and a comparison over different seeds would mix
-the splits' difficulty into it. On Cora seeds 5-9 are harder splits for most configs (FP32 82.1
-against 82.5 on seeds 0-4, INT2-BT* 80.2 against 81.8, INT4 81.7 on both); on CiteSeer they are
-easier for the 2-bit rows (INT2 67.2 against 64.4, INT2-BT* 67.9 against 66.4) and slightly harder
-for FP32 (67.8 against 68.4). The earlier rounds' tables are
-RESULTS.md at 0dd6a5b (last round), 7486705, 89dcff9, 7e6f7a5 and, with row-normalised features
-and quantized dropout 0.5, 87b4bb6.
+**This round: PubMed at 10 seeds; no change to the code that trains.** PubMed's K=10 rows, plain
+(every config) and distilled (INT2, INT2-BT*, FP32), gained seeds 5-9, so every K=10 cell of the three
+datasets now has 10 seeds. They ran at 4ac9a07, which reproduces the earlier PubMed runs bit for bit
+(the first 200 epochs of this round's 400-epoch sweep below: INT2-BT* seed 0, test 78.3 at epoch 196,
+val 79.0; INT2 seed 1, 74.1 at epoch 94; FP32 seed 1, 78.2 at epoch 120, as logged). On PubMed seeds
+5-9 are harder splits for every plain row: FP32 78.0 against 78.9 on seeds 0-4, INT2 74.8 against
+75.1, INT2-BT* 75.9 against 76.5; seed 7 is hard for all (FP32 74.1, INT2-BT* 71.0). The distilled
+rows lose less on them: INT2 76.5 against 76.8, INT2-BT* 77.1 against 77.4, FP32 78.2 against 78.9.
+Last round gave Cora and CiteSeer their seeds 5-9 and made the targets compare two cells over the seeds
+both hold (n in its rows: each seed is its own random split). The earlier rounds' tables are RESULTS.md
+at 4ac9a07 (last round), 0dd6a5b, 7486705, 89dcff9, 7e6f7a5 and, with row-normalised features and
+quantized dropout 0.5, 87b4bb6.
 
-Tried this round and not adopted (choices by mean validation accuracy; `benchmarks/sweep.py`, 5 seeds,
-runs in `sweep.jsonl` at commit 0dd6a5b, except the first):
+Tried this round and not adopted (choices by mean validation accuracy):
 
-- **The training step quantizing on the clean range** (the last evaluation's) instead of the dropout
-  batch's, so that training and eval share one grid: a one-off patch (the site's batch statistics
-  replaced by its frozen range), not kept. Cora K=10, seeds 0-4: INT2-BT* val 83.1, test 79.7
-  against 83.9 / 81.8; INT2 val 83.1, test 80.0 against 83.4 / 80.8. Clipping the dropout-scaled
-  values costs more than the mismatched grid.
-- **FP32 dropout 0.7 / 0.9, alpha_th 0.01 / 1.0** (Cora K=10): val 83.8 / 84.0 / 84.4 / 84.2 against
-  84.3, test 81.9 / 82.8 / 82.5 / 82.3 against 82.5. Only alpha_th 0.01 is level on validation, and
-  it gives the same test accuracy.
-- **Dropout 0.5 for PubMed's 2-bit configs** (the paper's quantized rate): INT2-BT* val 77.5 against
-  78.1 (test 77.2 against 76.5), INT2 val 75.6 against 75.6 (test 74.6 against 75.1).
+- **400 epochs on PubMed** (the best epochs of 200 were late there: FP32 120-192, INT2-BT* 115-196;
+  `benchmarks/sweep.py`, seeds 0-4, runs in `sweep.jsonl` at 4ac9a07). Every config gains a little
+  and the gap stays: FP32 val 79.6 / test 79.1 against 79.4 / 78.9 at 200 epochs, INT2-BT* 78.3 /
+  76.8 against 78.1 / 76.5, INT2 76.1 / 75.4 against 75.6 / 75.1. Twice the run time for no change in
+  the gap.
+- **Re-searching every alpha at evaluation** (diagnostic, one trained model: PubMed INT2 seed 2, val
+  75.0, test 70.9; a one-off script, not kept). Each site's alpha chosen, in forward order, by least
+  mean |Q(x) - x| on its clean tensor (candidates 0.05 ... 1.0): val 71.0, test 70.4 (least squared
+  error: 69.6 / 69.3; the initialisation's 0.1 grid: 70.4 / 69.7). The learned alphas fit the loss,
+  not the reconstruction error.
+- **Centring each row of class scores** (diagnostic, the same model). A constant added to a row's
+  scores stays a constant per row through A_hat (A_hat (c 1^T) = (A_hat c) 1^T) and softmax ignores
+  it, so subtracting each row's mean would leave the APPNP step's prediction as it is; but on this
+  model it narrows the aggregated results' ranges by at most 21 % (some widen by up to 10 %) and
+  widens the update sites' by 22-33 %. Not worth a kernel change.
 
-**Where PubMed's INT2 loses (diagnostic, this round).** At 2 bits the input site rounds 35 % of
+Tried last round and not adopted (RESULTS.md at 4ac9a07 has the numbers): quantizing the training step
+on the clean range (Cora INT2-BT* val 83.1 against 83.9), FP32 dropout 0.7 / 0.9 and alpha_th
+0.01 / 1.0 (Cora val 83.8 / 84.0 / 84.4 / 84.2 against 84.3), dropout 0.5 for PubMed's 2-bit configs
+(INT2-BT* val 77.5 against 78.1, INT2 level at 75.6).
+
+**Where PubMed's INT2 loses (diagnostic, last round).** At 2 bits the input site rounds 35 % of
 PubMed's TF-IDF nonzeros to 0 (22 % under BT*; the first batch's searched range, alpha 0.1), so the
 input looked like the culprit. It is not: with the input site at 8 bits plain INT2 gets val 74.8,
 test 74.6 (all at 2 bits: 75.6 / 75.1), while with the aggregation sites at 8 bits (`--site-bits
 agg=8`) it gets val 77.8, test 76.8 (5 seeds). The gap is in the 2-bit aggregations, as it was on
-Cora three rounds ago (below).
+Cora four rounds ago (below).
 
-**Last round's change: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
+**Two rounds ago: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
 library's default now). In training a site's range is alpha times the min/max of the current batch,
 and that batch carries dropout: at p = 0.8 the surviving activations are scaled by 5, so the MLP output
 and everything propagated from it span several times what the same tensors span without dropout
@@ -306,7 +313,7 @@ test (validation):
 | Cora K=64, 5 seeds, clean | | | 81.2 (84.0) | 79.9 (83.5) |
 
 Validation rises in every cell but PubMed INT8's, which holds; the gains grow as the bits shrink
-(8 bits: 0-0.3 points of validation, 4 bits: 0.1-1.1, 2 bits: 1.1-2.9). PubMed's 5-seed cells are
+(8 bits: 0-0.3 points of validation, 4 bits: 0.1-1.1, 2 bits: 1.1-2.9). PubMed's 10-seed cells are
 in the table below.
 With the library's defaults instead of this protocol's two deviations (row-normalised features,
 quantized dropout 0.5; `benchmarks/sweep.py`, Cora, K=10, 5 seeds): INT8 81.4 (val 83.6), INT2-BT*
@@ -317,7 +324,7 @@ mode, interleaved, alpha bumped before each so that neither mode reuses its cach
 on Cora, one on PubMed, 2026-12-02 01:58 UTC, load 1.1; a one-off script, not kept).
 The ablation rows (exact gradient, APPNP) and the distilled rows were re-run with it too.
 
-**Distillation from the FP32 run** (two rounds ago; re-run with the clean ranges last round; beyond the
+**Distillation from the FP32 run** (three rounds ago; re-run with the clean ranges two rounds ago; beyond the
 paper; `train/distill.py`, `qgnn train --teacher RUN`). The student also fits, on every node, the class
 probabilities of the FP32 run of its own seed and split: KL divergence at temperature 1, weight 1,
 added to the NLL of the labelled nodes (one setting, the textbook one, chosen before any run). The
@@ -330,25 +337,25 @@ brackets (the numbers with the moving-average ranges are in RESULTS.md at 748670
 |---|---|---|---|---|---|---|
 | Cora, 10 seeds | 82.3 (84.2) | 82.8 (84.8) | 80.7 (83.1) | **81.5 (84.4)** | 81.0 (83.3) | 81.1 (84.3) |
 | CiteSeer, 10 seeds | 68.1 (68.7) | 69.7 (70.5) | 65.8 (67.7) | **68.0 (69.1)** | 67.1 (68.4) | 67.6 (69.3) |
-| PubMed, 5 seeds | 78.9 (79.4) | 78.9 (79.2) | 75.1 (75.6) | 76.8 (77.5) | 76.5 (78.1) | **77.4 (79.3)** |
+| PubMed, 10 seeds | 78.4 (79.0) | 78.5 (79.2) | 74.9 (75.6) | 76.7 (77.4) | 76.2 (77.7) | **77.2 (79.0)** |
 
-Distillation adds 0.8 (Cora), 2.2 (CiteSeer) and 1.8 (PubMed) points to INT2; to INT2-BT*, 0.1, 0.5
-and 0.9 (at 5 seeds, last round: 1.5 / 4.2 / 1.8 and -0.3 / 1.1 / 0.9). At depth (Cora, 10 seeds; each
+Distillation adds 0.8 (Cora), 2.2 (CiteSeer) and 1.7 (PubMed) points to INT2; to INT2-BT*, 0.1, 0.5
+and 1.0 (at 5 seeds, two rounds ago: 1.5 / 4.2 / 1.8 and -0.3 / 1.1 / 0.9). At depth (Cora, 10 seeds; each
 student has the FP32 teacher of its own depth): INT2 distilled 81.3 / 81.8 at K=32 / 64 (plain 81.1 /
 80.9), INT2-BT* distilled 81.2 / 81.5 (plain 80.4 / 80.0); their teachers give 81.8 / 82.3 over these
 seeds.
 
 **The teacher helps FP32 too.** FP32 distilled from FP32 (same recipe) reaches 82.8 on Cora against
-82.3, 69.7 on CiteSeer against 68.1 (10 seeds), and 78.9 on PubMed against 78.9 (val 79.2 against
-79.4): no gain there. So on Cora and CiteSeer part of the gain is what any model gets from the teacher's targets on the unlabelled nodes,
+82.3, 69.7 on CiteSeer against 68.1, and 78.5 on PubMed against 78.4 (val 79.2 against 79.0; 10
+seeds each): next to no gain there. So on Cora and CiteSeer part of the gain is what any model gets from the teacher's targets on the unlabelled nodes,
 not a repair of the quantizer; the targets table gives the 2-point goal against both references.
 
-Not adopted two rounds ago (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
+Not adopted three rounds ago (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
 f03c7c5): temperature 2 instead of 1 (INT2-BT* val 76.8, the same as at T=1; INT2 val 76.1 against
 75.3), and, as a diagnostic, the distilled INT2-BT* with its input site at 8 bits (val 77.1 against
 76.8): PubMed's gap was not its TF-IDF input site.
 
-**Three rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
+**Four rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
 that step's update site, A(X) and A(dX) of the last step only enter the float32 class scores the model
 returns: no kernel reads them as codes, and at 2 bits their four levels tie those scores. Every
 aggregation still quantizes the rows entering it, so every sparse product runs on packed codes; the
@@ -358,7 +365,7 @@ of a quantized step (`python benchmarks/smp_last_step.py`: INT2, K=10, 200k-node
 130.0 ms with those two sites quantized). With the moving-average ranges of then, 5 seeds, Cora K=10:
 INT2 77.6 -> 78.5, INT2-BT* 78.2 -> 79.8 (the table of that round: RESULTS.md at 89dcff9).
 
-**Not adopted: per-column ranges for the aggregation sites** (three rounds ago, moving-average ranges).
+**Not adopted: per-column ranges for the aggregation sites** (four rounds ago, moving-average ranges).
 Each class column of the rows entering an aggregation, and of its result, with its own min/max (one
 alpha per site), simulated in training only (the packed SpMM takes one scale per tensor): Cora INT2,
 K=10, seeds 0-2: 77.2 (val 81.5) against 77.8 (val 81.8) per tensor. No gain, so the kernel contract stays.
@@ -407,11 +414,10 @@ runtime:
   multiplier turns the constraint step anti-smoothing and the energy diverged (exact gradient, CiteSeer).
 - **alpha learning rate 1e-3** (paper 1e-4): at 1e-4 Adam moves alpha at most 0.02 in 200 epochs.
 - **Training-time range from the current batch** (alpha x batch min/max); the running min/max, an
-  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (last round).
+  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (two rounds ago).
 - **ReLU before lin1's output quantizer** (fused, as an integer kernel would), **dropout after the
   input quantizers**, **the last step's update site not quantized** (it is the model's output, returned
-  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, three
-  rounds ago), **source rows quantized instead of
+  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, four rounds ago), **source rows quantized instead of
   per-edge messages** (METHOD.md §2: what the packed SpMM runs).
 """
 
@@ -420,37 +426,37 @@ SUMMARY = """\
 **Summary.** Cora, K=10, 10 seeds: INT8 82.3, INT4 81.7 and INT2-BT* 81.0 meet the paper's 82.1 /
 81.0 / 77.8, and INT2 reaches 80.7 (the authors' 73.3). FP32 82.3 misses 82.8 by 0.5 (82.5 on seeds
 0-4). The paper's number is one run on one random split; the released code gave 82.7 ± 1.2 on three
-public-split seeds (METHOD.md §6); none of this round's FP32 settings beat the protocol on
+public-split seeds (METHOD.md §6); none of last round's FP32 settings beat the protocol on
 validation; FP32 distilled from FP32, a two-stage recipe, reaches 82.8. Deep, 10 seeds: INT2 81.1 at
 K=32 and 80.9 at K=64 against its K=10 80.7; INT2-BT* 80.4 / 80.0 against 81.0, inside the 1-point
-bound by 0.4 and by 0.04 (at 5 seeds, last round, it missed: 80.5 / 79.9 against 81.8, a K=10 cell
+bound by 0.4 and by 0.04 (at 5 seeds, two rounds ago, it missed: 80.5 / 79.9 against 81.8, a K=10 cell
 that seed 0 lifted by 0.5). Distilled, both hold with depth: INT2 81.3 / 81.8 against 81.5, INT2-BT*
 81.2 / 81.5 against 81.1. No collapse at 64 steps; FP32 keeps its accuracy too (81.8 at K=32, 82.7
 at K=64, 2 seeds; 81.8 / 82.3 over the 10 teacher runs). "INT2 within 2 pts of FP32", plain: met on
 Cora (INT2 80.7, INT2-BT* 81.0 against 82.3) and on CiteSeer by INT2-BT* (67.1 against 68.1; INT2
-65.8 misses by 0.3), missed on PubMed (5 seeds: INT2-BT* 76.5, INT2 75.1 against 78.9; seeds 2 and 3
-of INT2-BT* at 74.6 and 74.5, 4.6 and 5.1 under their FP32 runs, the other three within 1.4; the
-loss is in the 2-bit aggregation sites, see the diagnostic above). Distilled from the FP32 run,
-INT2-BT* meets it on all three datasets (Cora 81.1, CiteSeer 67.6, 10 seeds; PubMed 77.4, 5 seeds)
-and INT2 on Cora (81.5) and CiteSeer (68.0), missing PubMed by 0.02 (76.84 against 76.86: one test
-node of one seed). Against FP32 distilled the same way (82.8 / 69.7 / 78.9), Cora's INT2 (81.5) and
-INT2-BT* (81.1) hold, CiteSeer's INT2 (68.0) holds and its INT2-BT* (67.6) misses by 0.02, and on
-PubMed INT2-BT* (77.4) holds and INT2 (76.8) misses. INT8 and INT4 are within 0.7 of FP32 on all
+65.8 misses by 0.3), missed on PubMed (10 seeds: INT2-BT* 76.2, INT2 74.9 against 78.4; INT2-BT* is within 2
+points of its seed's FP32 run on five seeds and 2.4-5.1 under on the other five; the loss is mostly
+in the 2-bit aggregation sites, see the diagnostic above, where even with those at 8 bits INT2 gave
+76.8 against 78.9 on seeds 0-4). Distilled from the FP32 run, both meet it on all three datasets
+(10 seeds): INT2-BT* Cora 81.1, CiteSeer 67.6, PubMed 77.2; INT2 81.5, 68.0, 76.7 (at 5 seeds it
+missed PubMed by 0.02). Against FP32 distilled the same way (82.8 / 69.7 / 78.5), Cora's INT2 (81.5)
+and INT2-BT* (81.1) hold, CiteSeer's INT2 (68.0) holds and its INT2-BT* (67.6) misses by 0.02, and
+PubMed's INT2-BT* (77.2) and INT2 (76.7) hold. INT8 and INT4 are within 0.7 of FP32 on all
 three datasets and level with or above it on CiteSeer (68.2 / 68.3 against 68.1). CiteSeer's seed 3
 is a hard split for every config (FP32 63.6). Epoch time: see the interleaved table below.
 
 **Ablations of the propagation (Cora, K=10, seeds 0-2).** FP32 82.8 (SMP) / 82.7 (exact gradient) /
-82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (two rounds ago, moving-average ranges: 80.0 /
+82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (three rounds ago, moving-average ranges: 80.0 /
 78.9 / 79.1). The exact gradient is the lowest at 2 bits in both rounds, but differences of 1-1.5
 points on 3 seeds are near the noise; APPNP was not run at K=32/64, so whether the constraint matters
 with depth is not measured here.
 
-**Missing cells, and why.** PubMed has 5 seeds, Cora and CiteSeer 10. FP32 at K=32/64 has 2 seeds;
+**Missing cells, and why.** Every K=10 cell of the plain and distilled rows has 10 seeds. FP32 at K=32/64 has 2 seeds;
 K=32/64 were run for Cora only. The ablation rows (exact gradient, APPNP) ran on 3 seeds, the deep GCN
 rows on 2. The distilled rows cover INT2 and INT2-BT* (K=10 on all three datasets, K=32/64 on Cora)
 and FP32 at K=10; INT8 and INT4 were not distilled.
 
-**Where INT2 lost on Cora (site-group ablation, three rounds ago, moving-average ranges; seeds 0-2,
+**Where INT2 lost on Cora (site-group ablation, four rounds ago, moving-average ranges; seeds 0-2,
 K=10; one group of sites at 8 bits, everything else at 2; `qgnn train --site-bits GROUP=8`; runs in
 `sweep.jsonl`).** All at 2 bits: 77.8. Aggregation sites (`agg`: the rows entering each of the 20
 aggregations and their results) at 8 bits: 81.3; hidden activations (`linear`) 79.6, update sites 78.8,
@@ -472,7 +478,7 @@ beat a plain deep GCN; the SMP model, whose depth is weight-free propagation anc
 is the one that keeps its accuracy. A lower bound on the energy (as in EGNN) or residual connections
 would be the thing to try next; not tried.
 
-Since last round the stack's class scores (lin_out's output site) stay float, as the SMP model's do (the
+The stack's class scores (lin_out's output site) stay float, as the SMP model's do (the
 rows above are FP32, which the change does not touch). On a 2-layer stack, Cora INT2, seeds 0-2, this
 protocol's settings: 66.1 (val 69.3) with the scores in float against 57.7 (val 59.7) quantized to
 2 bits, whose four levels tie the arg-max.
@@ -484,18 +490,18 @@ protocol's settings: 66.1 (val 69.3) with the scores in float against 57.7 (val 
 RUN_SEQUENCE = """\
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10
 python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10
-python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32,INT8,INT4,INT2,INT2-BT*
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32,INT8,INT4,INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 10 --configs INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 3 --configs FP32 --ablation --gcn-configs FP32,INT2-BT*
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 2 --configs FP32 --gcn --gcn-configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --distill
 python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --distill
-python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32 --distill
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32 --distill
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 10 --configs INT2 --distill
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
-python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 5 --configs FP32 --distill --distill-configs FP32
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 1 --datasets cora,citeseer,pubmed --layers 10 --seeds 0 --timing --timing-configs FP32,INT8,INT4,INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 1 --datasets cora --layers 64 --seeds 0 --timing --timing-configs FP32,INT2,INT2-BT*
 """
@@ -510,7 +516,7 @@ def _mean(cells: dict, key: tuple) -> float | None:
 def _at_least(value: float, bound: float) -> bool:
     """``value >= bound`` for means of float32 accuracies: a run's accuracy is a count over 500 or 1000
     nodes, so two means that tie in counts can differ by float32 rounding; 1e-4 points is far below
-    the 0.02 points that one node moves a 5-seed mean by."""
+    the 0.01 points that one test node moves a 10-seed mean by."""
     return value >= bound - 1e-4
 
 
