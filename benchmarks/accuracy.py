@@ -176,13 +176,13 @@ TIMING_HISTORY = (
     " codes is one CSR product (nn/features.py); and, most recently, a site's codes, masked quotient and value"
     " are one C++ pass, `qgnn::site_codes` (kernels/site.py), instead of 10-15 tensor ops (Cora's 2708 x 7:"
     " 11-15 us against 42-69 us). Cora K=64 had cost 1.91-2.25x FP32 (median 2.2x, eight runs) and 1.85x (one run)"
-    " before that op. None of the last three rounds' changes is timed here (this round's changes no code that trains): distillation adds one KL term over the nodes to the loss of the distilled rows only, and this round's clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site). Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
+    " before that op. None of the last four rounds' changes is timed here: distillation adds one KL term over the nodes to the loss of the distilled rows only; the clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site); last round's sparse first-layer gradient (nn/features.py) adds in index order instead of with atomics, the same bits at one thread and cheaper in both FP32's and the quantized step (2.79 against 4.14 ms at one thread, 49k nonzeros x 64); this round changed no code that trains. Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
     " and 9 a step on Cora; the energy's second sparse product; the gather of w.T[cols] in FP32's sparse"
     " first layer); fusing FP32's aggregation and step as the quantized ones are would lower its time too"
     " and raise these ratios."
 )
 TIMING_RUN_TO_RUN = (
-    "Run to run (the table is the run of three rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
+    "Run to run (the table is the run of four rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
     " the grid, nothing else running): in that round, Cora K=64 over six runs between 17:43 and 17:50 UTC"
     " (load 0.8-1.2) gave 1.82x, 1.89x (these two before the 0-d scales went through"
     " torch.scalar_tensor), 1.85x, 1.68x, 1.69x and 1.84x, while the machine's own speed moved under them"
@@ -226,8 +226,8 @@ Machine: Intel Xeon (family 6, model 207: Emerald Rapids; AVX-512, AMX), 2 vCPUs
 2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), each round from a clone of
 its commit; in some earlier rounds the test suite or a sweep ran beside part of it (this round's grid
 had the machine to itself but for a 70-second test run at its start), so the epoch times in the tables
-are inflated (compare times in the interleaved table below, which none of the last four rounds
-touched: the training step is the same).
+are inflated (compare times in the interleaved table below, measured four rounds ago; the training
+step has computed the same bits since).
 
 Protocol: the paper's model (2-layer quantized MLP, hidden 64, then K SMP steps), random splits
 (20 labelled nodes per class, 500 validation, 1000 test, re-drawn for every seed, the kind of split of
