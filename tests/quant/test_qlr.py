@@ -64,13 +64,19 @@ def test_alpha_receives_a_gradient_and_moves(seeded):
     q(x)
     start = q.alpha.item()
     opt = torch.optim.Adam([q.alpha], lr=0.01)
-    for _ in range(30):
+    losses = []
+    for step in range(30):
         opt.zero_grad()
         loss = (q(x) - 1.5 * x).pow(2).mean()  # asks for a wider range than the data's
         loss.backward()
-        assert q.alpha.grad.abs().item() > 1e-3
+        if step == 0:  # the searched alpha clips this target: the gradient must ask to widen
+            assert q.alpha.grad.item() < -0.05
+        losses.append(loss.item())
         opt.step()
-    assert q.alpha.item() > start + 0.2
+    # Not a per-step bound: near its optimum alpha's gradient is legitimately ~0. Over 1000 random
+    # inputs alpha rose by at least 0.18 and the loss fell by at least 4 %.
+    assert q.alpha.item() > start + 0.1
+    assert losses[-1] < 0.99 * losses[0]
 
 
 def test_range_tracks_batches_and_freezes_in_eval():
