@@ -224,8 +224,8 @@ def render_timing(timing: dict) -> list[str]:
 SETUP = """\
 Machine: Intel Xeon (family 6, model 207: Emerald Rapids; AVX-512, AMX), 2 vCPUs under KVM, torch
 2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), each round from a clone of
-its commit; in some earlier rounds the test suite or a sweep ran beside part of it (this round's grid
-had the machine to itself), so the epoch times in the tables
+its commit; in some earlier rounds the test suite or a sweep ran beside part of it (this round's runs
+had the machine to themselves, on another machine, see below), so the epoch times in the tables
 are inflated (compare times in the interleaved table below, measured five rounds ago; the training
 step has computed the same bits since).
 
@@ -252,7 +252,11 @@ INT2-BT*, 10 seeds on the three datasets (runs at fad2912, whose accuracy.py had
 the plain rows: PubMed INT2 76.4 / 75.5 against 75.6 / 74.9 (its seeds 0-4 reproduce the sweep's runs
 bit for bit), still 0.9 short of FP32's 78.4 minus 2; PubMed INT2-BT* 76.2 / 75.2 against 77.7 / 76.2;
 Cora INT2 82.3 / 80.2 against 83.1 / 80.7, INT2-BT* 82.9 / 80.7 against 83.3 / 81.0; CiteSeer INT2
-67.3 / 66.0 against 67.7 / 65.8, INT2-BT* 67.7 / 66.0 against 68.4 / 67.1. Validation falls in five
+67.3 / 66.0 against 67.7 / 65.8, INT2-BT* 67.7 / 66.0 against 68.4 / 67.1. This round ran on another
+machine (AMD EPYC, family 26, 2 vCPUs, AVX-512 without AMX), where some plain runs differ from the
+Intel machine's; the plain 2-bit runs repeated there (`sweep.jsonl` at 70ed30e) give Cora INT2 83.2 /
+80.9, INT2-BT* 83.2 / 80.9, CiteSeer INT2 67.7 / 65.8, INT2-BT* 68.4 / 67.4, PubMed INT2 seeds 0-4
+74.8 / 74.1 (alpha at lr 1e-2 there: 76.8 / 75.8). Validation falls in five
 of the six cells, so the protocol keeps 1e-3; on PubMed INT2 alone it would win on validation and
 still miss the target.
 
