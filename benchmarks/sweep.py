@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="cora")
     p.add_argument("--layers", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds per variant")
+    p.add_argument("--first-seed", type=int, default=0, help="the first of them (to add seeds to a variant)")
     p.add_argument("--variants", type=json.loads, default=[])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [{"dataset": args.dataset, "variant": "sweep", "config": v["cfg"], "layers": args.layers, "seed": s,
                   "split": "random", "epochs": v.get("epochs", 200), "data_root": args.data_root,
                   "overrides": {k: x for k, x in v.items() if k != "cfg"}}
-                 for v in args.variants for s in range(args.seeds)]
+                 for v in args.variants for s in range(args.first_seed, args.first_seed + args.seeds)]
         args.log.parent.mkdir(parents=True, exist_ok=True)
         commit = current_commit()
         with ProcessPoolExecutor(args.jobs) as pool, open(args.log, "a") as f:
