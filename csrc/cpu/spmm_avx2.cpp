@@ -61,6 +61,14 @@ inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool 
 
 #include "quantize_avx2.inc"
 
+// Eight floats of an output row, `left` of them still to write. VMASKMOVPS stores are microcoded on
+// AMD (one per 8 floats made the float rows cost more than the gather), so only a row's tail takes one.
+inline void store8(float* p, __m256 v, int64_t left, bool stream) {
+  if (left < 8) _mm256_maskstore_ps(p, tail8(left), v);
+  else if (stream) _mm256_stream_ps(p, v);  // output rows bypass the cache (p is 32-byte aligned)
+  else _mm256_storeu_ps(p, v);
+}
+
 }  // namespace
 
 int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -74,6 +82,8 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
   const __m256 vscale = _mm256_set1_ps(a.scale);
   const __m256i vmult = _mm256_set1_epi32(a.mult);
   int64_t bad = 0;
+  // Non-temporal stores for float rows that start on a cache line, as in spmm_avx512.cpp.
+  const bool stream = a.stream && !a.requant && a.cols % 16 == 0 && (reinterpret_cast<uintptr_t>(a.out) & 63) == 0;
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
     if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {
@@ -93,7 +103,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
       for (int64_t f = 0; f < a.cols; f += 8) {
         const __m256i s = _mm256_sub_epi32(
             _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(iacc + f)), vmult), vdz);
-        _mm256_maskstore_ps(yrow + f, tail8(a.cols - f), _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), vscale), vrs));
+        store8(yrow + f, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), vscale), vrs), a.cols - f, stream);
       }
     } else {
       float* facc = reinterpret_cast<float*>(iacc);
@@ -102,16 +112,15 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
         case 4: bad += accumulate_weighted<4>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
         default: bad += accumulate_weighted<8>(c, a.values, begin, end, a.mult, a.zero, facc, padded - 1024); break;
       }
-      for (int64_t f = 0; f < a.cols; f += 8) {
-        const __m256i m = tail8(a.cols - f);
-        _mm256_maskstore_ps(yrow + f, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(facc + f, m), vscale), vrs));
-      }
+      for (int64_t f = 0; f < a.cols; f += 8)  // facc is scratch, padded past cols
+        store8(yrow + f, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(facc + f), vscale), vrs), a.cols - f, stream);
     }
     if (a.requant) {
       if (a.chain) apply_chain_scalar(*a.chain, y, a.cols, i);
       quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
     }
   }
+  if (stream) _mm_sfence();
   return bad;
 }
 
