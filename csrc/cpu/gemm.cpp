@@ -152,6 +152,7 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   g.n = n;
   g.a_words = A.size(1);
   g.a_bits = static_cast<int>(a_bits);
+  g.w_bits = static_cast<int>(w_bits);
   g.k = k;
   g.amwm = static_cast<int32_t>(a_mult * w_mult);
   g.o = o;

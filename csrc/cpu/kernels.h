@@ -126,16 +126,17 @@ struct GemmArgs {
   int64_t n;
   int64_t a_words;
   int a_bits;
+  int w_bits;
   int64_t k;
   int32_t amwm;           // a_mult * w_mult
   int64_t o;              // output channels
   int64_t o_pad;          // o rounded up to a multiple of 16
   int64_t k_pad;          // k rounded up to a multiple of 4
   const uint8_t* w_codes;  // [o, k] raw weight codes (generic path)
-  const uint8_t* w_vnni;   // [k_pad/4][o_pad][4] u8 (AVX-512 path)
+  const uint8_t* w_vnni;   // [k_pad/4][o_pad][4] u8 (AVX-512 path; AVX2 for weights of <= 4 bits)
   const uint8_t* w_amx;    // [k_amx/4][o_pad][4] u8, k in plane order (gemm_amx_position), or nullptr
   int64_t k_amx;           // k rounded up to 64 (AMX tiles take 64 bytes of k)
-  const int16_t* w_pairs;  // [k_pad/2][o_pad][2] i16 (AVX2 path)
+  const int16_t* w_pairs;  // [k_pad/2][o_pad][2] i16 (AVX2 path, 8-bit weights)
   const int32_t* coef;     // [o_pad]
   const int32_t* colterm;  // [o_pad] (generic/AVX2: without the offset term)
   const int32_t* colterm_off;  // [o_pad] (AVX-512: with a_offset folded in)

@@ -70,6 +70,21 @@ def test_bt_grids_and_extreme_zero_points(isa, seeded):
             assert torch.equal(got, gemm_reference(a, 8, k, 1, 1.0, a_zero, w, 8, 1, ws, wz, None))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize(("a_bits", "w_bits", "k"), [(8, 4, 70), (8, 2, 300), (4, 4, 1000), (2, 2, 7500), (8, 1, 600)])
+def test_all_maximal_codes_across_int16_sums(isa, a_bits, w_bits, k):
+    """The AVX2 path sums byte products in int16 lanes and widens them every 32767 / (2 amax wmax)
+    steps of 4 codes: all-maximal codes over several such spans must still give the exact product."""
+    n, o = 5, 24
+    a = kernels.pack(torch.full((n, k), 2**a_bits - 1, dtype=torch.uint8), a_bits)
+    w = kernels.pack(torch.full((o, k), 2**w_bits - 1, dtype=torch.uint8), w_bits)
+    wz, ws = torch.zeros(o, dtype=torch.int32), torch.ones(o)
+    with kernels.use_isa(isa):
+        got = kernels.gemm(a, a_bits, k, 1.0, 0, w, w_bits, ws, wz)
+    assert torch.equal(got, gemm_reference(a, a_bits, k, 1, 1.0, 0, w, w_bits, 1, ws, wz, None))
+    assert float(got[0, 0]) == k * (2**a_bits - 1) * (2**w_bits - 1)
+
+
 OUT_GRIDS = [(1, 1, 0), (2, 1, 0), (4, 1, 0), (8, 1, 0), (2, 85, 0), (2, 85, -30), (4, 1, 5)]
 
 
