@@ -104,9 +104,7 @@ inline void epilogue(const GemmArgs& a, const __m256i (&acc)[MR][NB], const int3
       // The reference rounds the product before adding the bias: keep the compiler from fusing them.
       __asm__("" : "+v"(y));
       if (a.bias) y = _mm256_add_ps(y, bias);
-      // VMASKMOVPS stores are microcoded on AMD: full blocks take a plain store.
-      if (left >= 8) _mm256_storeu_ps(out + i * ldo + c0, y);
-      else _mm256_maskstore_ps(out + i * ldo + c0, tail8(left), y);
+      store8(out + i * ldo + c0, y, left);
     }
   }
 }
@@ -219,7 +217,7 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
   }
   if (a.requant)
     for (int64_t r = r0; r < r1; ++r) {
-      if (a.chain) apply_chain_scalar(*a.chain, tile + (r - r0) * a.o, a.o, r);
+      if (a.chain) apply_chain(*a.chain, tile + (r - r0) * a.o, a.o, r);
       quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
     }
 }

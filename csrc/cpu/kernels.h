@@ -39,7 +39,7 @@ struct Chain {
 };
 
 // The chain on one row y[0, cols) of output row `row`, scalar (chain.cpp, baseline ISA, no FMA
-// contraction); the generic and AVX2 paths call it, AVX-512 has its own (quantize_avx512.inc).
+// contraction); the generic path calls it, AVX2 and AVX-512 have their own (quantize_avx*.inc).
 void apply_chain_scalar(const Chain& c, float* y, int64_t cols, int64_t row);
 
 // An epilogue (a chain, then the output grid) compiled to comparisons for the AVX-512 units

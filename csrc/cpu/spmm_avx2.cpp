@@ -61,14 +61,6 @@ inline void add_u16x16(int32_t* acc, const uint8_t* lo, const uint8_t* hi, bool 
 
 #include "quantize_avx2.inc"
 
-// Eight floats of an output row, `left` of them still to write. VMASKMOVPS stores are microcoded on
-// AMD (one per 8 floats made the float rows cost more than the gather), so only a row's tail takes one.
-inline void store8(float* p, __m256 v, int64_t left, bool stream) {
-  if (left < 8) _mm256_maskstore_ps(p, tail8(left), v);
-  else if (stream) _mm256_stream_ps(p, v);  // output rows bypass the cache (p is 32-byte aligned)
-  else _mm256_storeu_ps(p, v);
-}
-
 }  // namespace
 
 int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch) {
@@ -116,7 +108,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
         store8(yrow + f, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(facc + f), vscale), vrs), a.cols - f, stream);
     }
     if (a.requant) {
-      if (a.chain) apply_chain_scalar(*a.chain, y, a.cols, i);
+      if (a.chain) apply_chain(*a.chain, y, a.cols, i);
       quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
     }
   }
