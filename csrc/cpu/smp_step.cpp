@@ -41,6 +41,33 @@ inline uint32_t code_of(float x, const Grid& g) {
 
 inline void clear(uint32_t* row, int64_t words) { std::memset(row, 0, sizeof(uint32_t) * words); }
 
+// Adds the codes of the valid neighbours in edges [begin, end) into acc; returns how many there were.
+// The width is a template argument: get_code's word index and shift by a run-time width are
+// divisions, which made this loop most of an SMP step on CPUs without the AVX-512 unit.
+template <int BITS>
+int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t* acc, int64_t* bad) {
+  constexpr int64_t per_word = 32 / BITS;
+  constexpr uint32_t mask = (1u << BITS) - 1u;
+  constexpr int64_t kAhead = 32;  // edges; the random neighbour rows are latency-bound (KERNELS.md)
+  int64_t deg = 0;
+  for (int64_t e = begin; e < end; ++e) {
+    if (e + kAhead < a.nnz) {
+      const uint32_t t = static_cast<uint32_t>(a.indices[e + kAhead]);
+      if (t < static_cast<uint64_t>(a.rows)) __builtin_prefetch(a.agg + static_cast<int64_t>(t) * a.agg_words);
+    }
+    const uint32_t j = static_cast<uint32_t>(a.indices[e]);
+    if (j >= static_cast<uint64_t>(a.rows)) {
+      ++*bad;
+      continue;
+    }
+    const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
+    for (int64_t f = 0; f < a.cols; ++f)
+      acc[f] += static_cast<int32_t>((row[f / per_word] >> ((f % per_word) * BITS)) & mask);
+    ++deg;
+  }
+  return deg;
+}
+
 // acc[j] = sum of code j over the valid neighbours of row i; returns the edges used, counts what was skipped.
 int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
   std::fill(acc, acc + a.cols, 0);
@@ -51,18 +78,12 @@ int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
     ++*bad;
     return 0;
   }
-  int64_t deg = 0;
-  for (int64_t e = begin; e < end; ++e) {
-    const uint32_t j = static_cast<uint32_t>(a.indices[e]);
-    if (j >= static_cast<uint64_t>(a.rows)) {
-      ++*bad;
-      continue;
-    }
-    const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
-    for (int64_t f = 0; f < a.cols; ++f) acc[f] += static_cast<int32_t>(get_code(row, f, a.agg_in.bits));
-    ++deg;
+  switch (a.agg_in.bits) {
+    case 1: return add_neighbours<1>(a, begin, end, acc, bad);
+    case 2: return add_neighbours<2>(a, begin, end, acc, bad);
+    case 4: return add_neighbours<4>(a, begin, end, acc, bad);
+    default: return add_neighbours<8>(a, begin, end, acc, bad);  // the glue admits 1, 2, 4, 8
   }
-  return deg;
 }
 
 // The aggregated row's value in column f, float(S) * scale * dinv: qgnn::spmm's output.
