@@ -162,15 +162,16 @@ void micro_u8(const GemmArgs& a, const uint8_t* A, int64_t astride, const int32_
   epilogue<MR, NB>(a, acc, rowsum, out, ldo, col0);
 }
 
-// MR rows of the tile against every 16-column block (the last block may be 8 wide).
-template <int MR, typename Code, typename... Extra>
+// MR rows of the tile against every 16-column block (the last block may be 8 wide). Byte codes run
+// micro_u8 (flush_steps: its int16 span), int16 codes micro_i16.
+template <int MR, typename Code>
 void micro_cols(const GemmArgs& a, const Code* A, int64_t astride, const int32_t* rowsum, float* out, int64_t ldo,
-                Extra... extra) {
+                int64_t flush_steps) {
   for (int64_t col0 = 0; col0 < a.o_pad; col0 += 8 * kNB) {
     const bool full = a.o_pad - col0 >= 8 * kNB;
     if constexpr (sizeof(Code) == 1) {
-      if (full) micro_u8<MR, kNB>(a, A, astride, rowsum, out, ldo, col0, extra...);
-      else micro_u8<MR, 1>(a, A, astride, rowsum, out, ldo, col0, extra...);
+      if (full) micro_u8<MR, kNB>(a, A, astride, rowsum, out, ldo, col0, flush_steps);
+      else micro_u8<MR, 1>(a, A, astride, rowsum, out, ldo, col0, flush_steps);
     } else {
       if (full) micro_i16<MR, kNB>(a, A, astride, rowsum, out, ldo, col0);
       else micro_i16<MR, 1>(a, A, astride, rowsum, out, ldo, col0);
@@ -178,15 +179,16 @@ void micro_cols(const GemmArgs& a, const Code* A, int64_t astride, const int32_t
   }
 }
 
-template <typename Code, typename... Extra>
+template <typename Code>
 void tile_rows(const GemmArgs& a, const Code* A, int64_t astride, const int32_t* rowsum, float* o, int64_t ldo,
-               int64_t n, Extra... extra) {
+               int64_t n, int64_t flush_steps) {
   for (int64_t t = 0; t < n; t += kMR) {
+    const Code* At = A + t * astride;
     switch (n - t >= kMR ? kMR : n - t) {
-      case 1: micro_cols<1>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, extra...); break;
-      case 2: micro_cols<2>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, extra...); break;
-      case 3: micro_cols<3>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, extra...); break;
-      default: micro_cols<4>(a, A + t * astride, astride, rowsum + t, o + t * ldo, ldo, extra...); break;
+      case 1: micro_cols<1>(a, At, astride, rowsum + t, o + t * ldo, ldo, flush_steps); break;
+      case 2: micro_cols<2>(a, At, astride, rowsum + t, o + t * ldo, ldo, flush_steps); break;
+      case 3: micro_cols<3>(a, At, astride, rowsum + t, o + t * ldo, ldo, flush_steps); break;
+      default: micro_cols<4>(a, At, astride, rowsum + t, o + t * ldo, ldo, flush_steps); break;
     }
   }
 }
@@ -213,7 +215,7 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
     int16_t* A = static_cast<int16_t*>(tile_a);
     for (int64_t r = r0; r < r1; ++r)
       rowsum[r - r0] = unpack_row_i16(a.a + r * a.a_words, a.a_bits, a.k, a.k_pad, A + (r - r0) * astride);
-    tile_rows(a, static_cast<const int16_t*>(A), astride, rowsum, o, a.o, r1 - r0);
+    tile_rows(a, static_cast<const int16_t*>(A), astride, rowsum, o, a.o, r1 - r0, int64_t{0});  // no int16 span
   }
   if (a.requant)
     for (int64_t r = r0; r < r1; ++r) {

@@ -92,6 +92,12 @@ struct SpmmArgs {
   bool stream;   // non-temporal stores allowed for float output rows (QGNN_STREAM_STORES, default 1)
 };
 
+// Whether a unit writes the float rows with non-temporal stores: allowed, and every row starts on a
+// cache line (the output is 1 GB at 2M x 128; a re-quantised call writes packed rows instead).
+inline bool spmm_streams(const SpmmArgs& a) {
+  return a.stream && !a.requant && a.cols % 16 == 0 && (reinterpret_cast<uintptr_t>(a.out) & 63) == 0;
+}
+
 // Scratch bytes one call of spmm_rows_* needs (64-byte aligned by the caller).
 size_t spmm_scratch_bytes(const SpmmArgs& a);
 

@@ -74,8 +74,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
   const __m256 vscale = _mm256_set1_ps(a.scale);
   const __m256i vmult = _mm256_set1_epi32(a.mult);
   int64_t bad = 0;
-  // Non-temporal stores for float rows that start on a cache line, as in spmm_avx512.cpp.
-  const bool stream = a.stream && !a.requant && a.cols % 16 == 0 && (reinterpret_cast<uintptr_t>(a.out) & 63) == 0;
+  const bool stream = spmm_streams(a);
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
     if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {

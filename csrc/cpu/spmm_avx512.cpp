@@ -79,8 +79,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
   const __m512i vmult = _mm512_set1_epi32(a.mult);
   int64_t bad = 0;
   const Epilogue epilogue(a.chain, a.plan, a.out_grid);
-  // Non-temporal stores for float rows that start on a cache line (the output is 1 GB at 2M x 128).
-  const bool stream = a.stream && !a.requant && a.cols % 16 == 0 && (reinterpret_cast<uintptr_t>(a.out) & 63) == 0;
+  const bool stream = spmm_streams(a);
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
     if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {
