@@ -226,8 +226,10 @@ struct SmpRows {
 };
 int64_t smp_scratch_ints(int64_t cols);
 SmpRows smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
+SmpRows smp_delta_rows_avx2(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_update_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
+SmpRows smp_update_rows_avx2(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 
 // qgnn::site_codes (qgnn_cli/kernels/site.py) over elements [i0, i1): a training site's codes in one

@@ -1,5 +1,5 @@
 // qgnn::smp_delta and qgnn::smp_update for CPU tensors: torch glue, the generic kernels, and run-time
-// dispatch to the AVX-512 unit (kernels.h). Semantics: qgnn_cli/kernels/smp.py.
+// dispatch to the AVX2 and AVX-512 units (kernels.h). Semantics: qgnn_cli/kernels/smp.py.
 //
 // Inputs are validated in qgnn_cli/kernels/smp.py; the glue re-checks every shape, dtype and grid
 // (cheap), and the kernels check each row's indptr range, its degree against the int32 accumulator and
@@ -43,7 +43,7 @@ inline void clear(uint32_t* row, int64_t words) { std::memset(row, 0, sizeof(uin
 
 // Adds the codes of the valid neighbours in edges [begin, end) into acc; returns how many there were.
 // The width is a template argument: get_code's word index and shift by a run-time width are
-// divisions, which made this loop most of an SMP step on CPUs without the AVX-512 unit.
+// divisions, which made this loop most of a generic SMP step.
 template <int BITS>
 int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t* acc, int64_t* bad) {
   constexpr int64_t per_word = 32 / BITS;
@@ -250,7 +250,14 @@ at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
   return at::scalar_tensor(sum, at::TensorOptions().dtype(at::kDouble));
 }
 
-bool use_avx512() { return selected_isa() == Isa::Avx512; }
+// The rows function of the selected ISA.
+RowsFn rows_fn(RowsFn generic, RowsFn avx2, RowsFn avx512) {
+  switch (selected_isa()) {
+    case Isa::Avx512: return avx512;
+    case Isa::Avx2: return avx2;
+    default: return generic;
+  }
+}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
     const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& pre, const at::Tensor& x,
@@ -281,7 +288,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
   }
   a.out_codes = reinterpret_cast<uint32_t*>(codes.data_ptr<int32_t>());
   a.out_float = want_dx ? dx.data_ptr<float>() : nullptr;
-  at::Tensor sq = run_blocks(a, use_avx512() ? &smp_delta_rows_avx512 : &smp_delta_rows_generic);
+  at::Tensor sq = run_blocks(a, rows_fn(&smp_delta_rows_generic, &smp_delta_rows_avx2, &smp_delta_rows_avx512));
   return {ax, codes, dx, sq};
 }
 
@@ -328,7 +335,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
     a.pre = reinterpret_cast<uint32_t*>(pre.data_ptr<int32_t>());
     a.pre_words = pre.size(1);
   }
-  at::Tensor cross = run_blocks(a, use_avx512() ? &smp_update_rows_avx512 : &smp_update_rows_generic);
+  at::Tensor cross = run_blocks(a, rows_fn(&smp_update_rows_generic, &smp_update_rows_avx2, &smp_update_rows_avx512));
   return {out, pre, cross};
 }
 
