@@ -25,19 +25,6 @@ inline __m256i v_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _
 
 #include "quantize_avx2.inc"
 
-int32_t unpack_row_i16(const uint32_t* row, int bits, int64_t k, int64_t kpad, int16_t* dst) {
-  const int per_word = 32 / bits;
-  const uint32_t mask = (1u << bits) - 1u;
-  int32_t sum = 0;
-  for (int64_t j = 0; j < k; ++j) {
-    const int16_t c = static_cast<int16_t>((row[j / per_word] >> ((j % per_word) * bits)) & mask);
-    dst[j] = c;
-    sum += c;
-  }
-  for (int64_t j = k; j < kpad; ++j) dst[j] = 0;
-  return sum;
-}
-
 // 16 packed bytes -> their 128 / bits codes as bytes, in order (fields interleave within a byte).
 inline void unpack16(__m128i x, int bits, uint8_t* dst) {
   __m128i* d = reinterpret_cast<__m128i*>(dst);
@@ -82,6 +69,32 @@ int32_t unpack_row_u8(const uint32_t* row, int bits, int64_t words, int64_t k, i
   alignas(32) int64_t part[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(part), s);
   return static_cast<int32_t>(part[0] + part[1] + part[2] + part[3]);
+}
+
+// The same codes as int16, zero from k to kpad + 16; returns their sum. 16 packed bytes at a time
+// (a scalar loop with a run-time width divided per code and was most of an 8-bit GEMM). Writes up to
+// k + 128 values: the tile's row stride (kU8Slack) leaves room for it.
+int32_t unpack_row_i16(const uint32_t* row, int bits, int64_t words, int64_t k, int64_t kpad, int16_t* dst) {
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(row);
+  const int64_t bytes = words * 4, per_chunk = 128 / bits;
+  alignas(16) uint8_t codes[64];
+  for (int64_t b = 0; b < bytes; b += 16) {
+    alignas(16) uint8_t tail[16] = {0};
+    if (b + 16 > bytes) std::memcpy(tail, src + b, static_cast<size_t>(bytes - b));  // never read past the row
+    unpack16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 > bytes ? tail : src + b)), bits, codes);
+    int16_t* d = dst + b * 8 / bits;
+    for (int64_t t = 0; t < per_chunk; t += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + t),
+                          _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(codes + t))));
+  }
+  std::memset(dst + k, 0, sizeof(int16_t) * static_cast<size_t>(kpad + 16 - k));  // padding fields may hold anything
+  __m256i s = _mm256_setzero_si256();
+  for (int64_t j = 0; j < kpad; j += 16)
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst + j)),
+                                              _mm256_set1_epi16(1)));
+  alignas(32) int32_t part[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(part), s);
+  return part[0] + part[1] + part[2] + part[3] + part[4] + part[5] + part[6] + part[7];
 }
 
 // Zero points, scales and bias on the int32 dot products of MR rows x NB 8-column blocks.
@@ -211,10 +224,10 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
       rowsum[r - r0] = unpack_row_u8(a.a + r * a.a_words, a.a_bits, a.a_words, a.k, a.k_pad, A + (r - r0) * astride);
     tile_rows(a, static_cast<const uint8_t*>(A), astride, rowsum, o, a.o, r1 - r0, flush_steps);
   } else {
-    const int64_t astride = a.k_pad + 16;
+    const int64_t astride = a.k_pad + kU8Slack;
     int16_t* A = static_cast<int16_t*>(tile_a);
     for (int64_t r = r0; r < r1; ++r)
-      rowsum[r - r0] = unpack_row_i16(a.a + r * a.a_words, a.a_bits, a.k, a.k_pad, A + (r - r0) * astride);
+      rowsum[r - r0] = unpack_row_i16(a.a + r * a.a_words, a.a_bits, a.a_words, a.k, a.k_pad, A + (r - r0) * astride);
     tile_rows(a, static_cast<const int16_t*>(A), astride, rowsum, o, a.o, r1 - r0, int64_t{0});  // no int16 span
   }
   if (a.requant)
