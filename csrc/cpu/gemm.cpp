@@ -62,6 +62,24 @@ bool dot_thresholds(const GemmArgs& g, const ChainPlan& p, bool zeros_on_grid, s
     }
   return true;
 }
+
+// The k codes of a packed row as bytes, through a compile-time width: get_code's division by a
+// run-time width made preparing the weights about 1 ms a call at Cora's 1433 x 128.
+template <int BITS>
+void decode_row(const uint32_t* row, int64_t k, uint8_t* dst) {
+  constexpr int64_t per_word = 32 / BITS;
+  constexpr uint32_t mask = (1u << BITS) - 1u;
+  for (int64_t j = 0; j < k; ++j) dst[j] = static_cast<uint8_t>((row[j / per_word] >> ((j % per_word) * BITS)) & mask);
+}
+
+void decode_row(const uint32_t* row, int bits, int64_t k, uint8_t* dst) {
+  switch (bits) {
+    case 1: return decode_row<1>(row, k, dst);
+    case 2: return decode_row<2>(row, k, dst);
+    case 4: return decode_row<4>(row, k, dst);
+    default: return decode_row<8>(row, k, dst);
+  }
+}
 }  // namespace
 
 size_t gemm_scratch_bytes(const GemmArgs& a) {
@@ -169,11 +187,14 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   }
   const bool amx = fn == &gemm_rows_amx;
 
-  // Weights: raw codes, the VNNI (k/4, o, 4) u8 layout and the (k/2, o, 2) int16 layout.
+  // Weights: raw codes (every path: the others are built from them), the VNNI (k/4, o, 4) u8 layout
+  // (AVX-512, AMX; AVX2 for weights of <= 4 bits), AMX's and the (k/2, o, 2) int16 layout (AVX2,
+  // 8-bit weights); only those the selected unit reads.
+  const bool pairs = fn == &gemm_rows_avx2 && w_bits > 4, vnni = fn != &gemm_rows_generic && !pairs;
   std::vector<uint8_t> w_codes(static_cast<size_t>(o * std::max<int64_t>(k, 1)));
-  std::vector<uint8_t> w_vnni(static_cast<size_t>(kp * op), 0);
+  std::vector<uint8_t> w_vnni(vnni ? static_cast<size_t>(kp * op) : 0, 0);
   std::vector<uint8_t> w_amx(amx ? static_cast<size_t>(g.k_amx * op) : 0, 0);
-  std::vector<int16_t> w_pairs(static_cast<size_t>(kp * op), 0);
+  std::vector<int16_t> w_pairs(pairs ? static_cast<size_t>(kp * op) : 0, 0);
   std::vector<int32_t> coef(op, 0), colterm(op, 0), colterm_off(op, 0);
   std::vector<float> sc(op, 0.0f), bias(op, 0.0f);
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(W.data_ptr<int32_t>());
@@ -185,17 +206,18 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
   for (int64_t c = 0; c < o; ++c) {
     zeros_on_grid = zeros_on_grid && wz[c] >= 0 && wz[c] <= 255;
     int64_t colsum = 0;
-    for (int64_t j = 0; j < k; ++j) {
-      const uint8_t q = static_cast<uint8_t>(get_code(wp + c * W.size(1), j, static_cast<int>(w_bits)));
-      w_codes[c * k + j] = q;
-      w_vnni[(j / 4) * op * 4 + c * 4 + (j % 4)] = q;
-      if (amx) {
+    uint8_t* row = w_codes.data() + c * k;
+    decode_row(wp + c * W.size(1), static_cast<int>(w_bits), k, row);
+    for (int64_t j = 0; j < k; ++j) colsum += row[j];
+    if (vnni)
+      for (int64_t j = 0; j < k; ++j) w_vnni[(j / 4) * op * 4 + c * 4 + (j % 4)] = row[j];
+    if (amx)
+      for (int64_t j = 0; j < k; ++j) {
         const int64_t p = gemm_amx_position(j, static_cast<int>(a_bits));
-        w_amx[(p / 4) * op * 4 + c * 4 + (p % 4)] = q;
+        w_amx[(p / 4) * op * 4 + c * 4 + (p % 4)] = row[j];
       }
-      w_pairs[(j / 2) * op * 2 + c * 2 + (j % 2)] = q;
-      colsum += q;
-    }
+    if (pairs)
+      for (int64_t j = 0; j < k; ++j) w_pairs[(j / 2) * op * 2 + c * 2 + (j % 2)] = row[j];
     coef[c] = wrap32(-a_mult * static_cast<int64_t>(wz[c]));
     const int64_t ct = -a_zero * w_mult * colsum + k * a_zero * static_cast<int64_t>(wz[c]);
     colterm[c] = wrap32(ct);
@@ -204,9 +226,9 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     if (bias_t.defined()) bias[c] = bias_t.data_ptr<float>()[c];
   }
   g.w_codes = w_codes.data();
-  g.w_vnni = w_vnni.data();
+  g.w_vnni = vnni ? w_vnni.data() : nullptr;
   g.w_amx = amx ? w_amx.data() : nullptr;
-  g.w_pairs = w_pairs.data();
+  g.w_pairs = pairs ? w_pairs.data() : nullptr;
   g.coef = coef.data();
   g.colterm = colterm.data();
   g.colterm_off = colterm_off.data();

@@ -139,6 +139,7 @@ struct GemmArgs {
   int64_t o_pad;          // o rounded up to a multiple of 16
   int64_t k_pad;          // k rounded up to a multiple of 4
   const uint8_t* w_codes;  // [o, k] raw weight codes (generic path)
+  // The layouts below are built only for the unit that reads them (nullptr otherwise).
   const uint8_t* w_vnni;   // [k_pad/4][o_pad][4] u8 (AVX-512 path; AVX2 for weights of <= 4 bits)
   const uint8_t* w_amx;    // [k_amx/4][o_pad][4] u8, k in plane order (gemm_amx_position), or nullptr
   int64_t k_amx;           // k rounded up to 64 (AMX tiles take 64 bytes of k)
