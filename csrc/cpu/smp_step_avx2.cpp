@@ -178,7 +178,7 @@ struct Uniform {
   }
 };
 
-// The B of Uniform<B, G> for these grids and columns (2 or 4; rows of at most 16 codes), else 0.
+// The B of Uniform<B, G> for these grids and columns (2, 4 or 8; rows of at most 16 codes), else 0.
 template <size_t N>
 int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
   if (cols < 1 || cols > 16) return 0;
@@ -188,7 +188,7 @@ int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
     if (b == 0) b = g->bits;
     if (g->bits != b) return 0;
   }
-  return b == 2 || b == 4 ? b : 0;
+  return b == 2 || b == 4 || b == 8 ? b : 0;
 }
 
 // x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
@@ -304,6 +304,7 @@ SmpRows dispatch(int b, int64_t cols, Rows rows) {
   const int g = cols <= 8 ? 1 : 2;
   if (b == 2) return g == 1 ? rows(Uniform<2, 1>()) : rows(Uniform<2, 2>());
   if (b == 4) return g == 1 ? rows(Uniform<4, 1>()) : rows(Uniform<4, 2>());
+  if (b == 8) return g == 1 ? rows(Uniform<8, 1>()) : rows(Uniform<8, 2>());
   return rows(Uniform<0, 0>());
 }
 
