@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "../common/codes.h"
 #include "isa.h"
@@ -62,6 +64,61 @@ Chain sub_chain(const Chain& c, int s0, int s1) {
   return out;
 }
 
+// Floats in their numeric order as unsigned keys (-0 and +0 adjacent; NaNs outside [-inf, +inf]).
+uint32_t float_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u >> 31) ? ~u : (u | 0x80000000u);
+}
+float key_float(uint32_t k) {
+  const uint32_t u = (k >> 31) ? (k & 0x7FFFFFFFu) : ~k;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The plan's thresholds through the scalar stages (apply_chain_scalar, quantize_grid), for the AVX2
+// units: their stages are the same float32 operations (the tests hold both to the reference), so a
+// compare decides what they would. thr[k][c] = the smallest float whose counted code exceeds k, by
+// bisection on the float keys (the codes are non-decreasing in the value); -inf when every value's
+// code does, NaN when none does. Columns [0, n) are searched, the rest copy column 0 (n < cols only
+// when no stage depends on the column). The AVX-512 units have their own (plan_thresholds_avx512).
+void plan_thresholds_scalar(const ChainPlan& p, int64_t cols, int64_t n, float* thr) {
+  std::vector<float> buf(static_cast<size_t>(n));
+  std::vector<uint32_t> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));  // code(lo) <= k < code(hi)
+  const Grid& g = p.counted;
+  const auto code = [&](int64_t c) {
+    return static_cast<int>(quantize_grid(buf[c], g.scale, static_cast<float>(g.zero), g.bits, g.mult, g.skew));
+  };
+  const auto fill = [&](const auto& value) {
+    for (int64_t c = 0; c < n; ++c) buf[c] = value(c);
+    apply_chain_scalar(p.prefix, buf.data(), n, 0);  // no mul_row before the counted grid
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int k = 0; k < p.counts; ++k) {
+    fill([&](int64_t) { return -inf; });
+    for (int64_t c = 0; c < n; ++c) {
+      lo[c] = float_key(-inf);
+      hi[c] = code(c) > k ? lo[c] : float_key(inf);
+    }
+    fill([&](int64_t) { return inf; });
+    for (int64_t c = 0; c < n; ++c)
+      if (code(c) <= k) lo[c] = hi[c] = 0;  // key 0 is a NaN: no value reaches k + 1
+    for (bool open = true; open;) {
+      open = false;
+      fill([&](int64_t c) { return hi[c] > lo[c] + 1 ? key_float(lo[c] + (hi[c] - lo[c]) / 2) : 0.0f; });
+      for (int64_t c = 0; c < n; ++c)
+        if (hi[c] > lo[c] + 1) {
+          const uint32_t mid = lo[c] + (hi[c] - lo[c]) / 2;
+          (code(c) > k ? hi[c] : lo[c]) = mid;
+          open = open || hi[c] > lo[c] + 1;
+        }
+    }
+    float* t = thr + k * p.cols_pad;
+    for (int64_t c = 0; c < cols; ++c) t[c] = key_float(hi[c < n ? c : 0]);
+  }
+}
+
 // QGNN_CHAIN_PLAN is `mode`; read per call: tests switch it.
 bool plan_mode_is(const char* mode) {
   const char* env = std::getenv("QGNN_CHAIN_PLAN");
@@ -72,7 +129,10 @@ bool plan_mode_is(const char* mode) {
 
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold) {
   const bool always = plan_mode_is("always") || plan_mode_is("floats");
-  if (plan_mode_is("never") || selected_isa() != Isa::Avx512 || cols <= 0) return nullptr;
+  const Isa isa = selected_isa();
+  if (plan_mode_is("never") || cols <= 0) return nullptr;
+  // The AVX2 units pack planned codes 32 at a time (2, 4 or 8 bits): 1-bit output rows take the stages.
+  if (isa != Isa::Avx512 && !(isa == Isa::Avx2 && out.bits != 1)) return nullptr;
   if (!(out.scale > 0.0f)) return nullptr;  // the compares need a non-decreasing grid (the ops check it too)
   static const Chain kEmpty{};
   const Chain& c = chain ? *chain : kEmpty;
@@ -90,7 +150,9 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
       if (c.op[s] == kChainAddCol) return nullptr;
   }
   p.counted = counted_at < c.n ? c.grid[counted_at] : out;
-  if (p.counted.bits > 4) return nullptr;
+  // AVX2 compares a value with each threshold in turn: a 4-bit grid's 15 cost more than its stages
+  // (200k x 128 SpMM re-quantised to 4 bits, one thread: 61 against 35 ms; 2 bits: 28 against 37).
+  if (p.counted.bits > (isa == Isa::Avx2 ? 2 : 4)) return nullptr;
   const int levels = 1 << p.counted.bits;
   p.counts = levels - 1;
   p.prefix = sub_chain(c, 0, counted_at);
@@ -108,8 +170,12 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   p.cols_pad = (cols + 15) / 16 * 16;
   hold->thr.assign(static_cast<size_t>(p.counts * p.cols_pad), 0.0f);
   p.thr = hold->thr.data();
-  std::vector<uint32_t> scratch(static_cast<size_t>(4 * search_cols));
-  plan_thresholds_avx512(p, cols, search_cols, hold->thr.data(), scratch.data());
+  if (isa == Isa::Avx512) {
+    std::vector<uint32_t> scratch(static_cast<size_t>(4 * search_cols));
+    plan_thresholds_avx512(p, cols, search_cols, hold->thr.data(), scratch.data());
+  } else {
+    plan_thresholds_scalar(p, cols, search_cols, hold->thr.data());
+  }
   return &p;
 }
 

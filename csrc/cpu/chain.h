@@ -28,10 +28,11 @@ struct PlanHold {
   std::vector<float> thr;
 };
 
-// The epilogue `chain` (or none) then `out` as a ChainPlan, when the AVX-512 path runs, the shape
-// qualifies (counted grid of at most 4 bits; no mul_row before the counted grid; no add_col after
-// it) and `rows` repay the bisection (QGNN_CHAIN_PLAN=always / never overrides that, for tests and
-// measurements). Returns nullptr otherwise: the kernels then run the chain's stages.
+// The epilogue `chain` (or none) then `out` as a ChainPlan, when the AVX-512 path runs (or the AVX2
+// path, for an output grid of 2, 4 or 8 bits), the shape qualifies (counted grid of at most 4 bits;
+// no mul_row before the counted grid; no add_col after it) and `rows` repay the bisection
+// (QGNN_CHAIN_PLAN=always / never overrides that, for tests and measurements). Returns nullptr
+// otherwise: the kernels then run the chain's stages.
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold);
 
 // QGNN_CHAIN_PLAN=floats: as "always", but a GEMM keeps comparing its float values instead of moving

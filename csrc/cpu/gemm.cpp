@@ -242,8 +242,11 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     g.out_words = out_words;
     g.out_grid = *out_grid;
     g.chain = chain;
-    if (fn == &gemm_rows_avx512 || amx) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
-    if (g.plan != nullptr && !plan_on_floats() && dot_thresholds(g, *g.plan, zeros_on_grid, &dot_thr)) g.dot_thr = dot_thr.data();
+    if (fn != &gemm_rows_generic) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
+    // The AVX2 unit compares its float values (no thresholds on D there).
+    if (g.plan != nullptr && fn != &gemm_rows_avx2 && !plan_on_floats() &&
+        dot_thresholds(g, *g.plan, zeros_on_grid, &dot_thr))
+      g.dot_thr = dot_thr.data();
   } else {
     g.out = out.data_ptr<float>();
   }

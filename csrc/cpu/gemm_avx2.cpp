@@ -230,11 +230,11 @@ void gemm_rows_avx2(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
       rowsum[r - r0] = unpack_row_i16(a.a + r * a.a_words, a.a_bits, a.a_words, a.k, a.k_pad, A + (r - r0) * astride);
     tile_rows(a, static_cast<const int16_t*>(A), astride, rowsum, o, a.o, r1 - r0, int64_t{0});  // no int16 span
   }
-  if (a.requant)
-    for (int64_t r = r0; r < r1; ++r) {
-      if (a.chain) apply_chain(*a.chain, tile + (r - r0) * a.o, a.o, r);
-      quantize_row(tile + (r - r0) * a.o, a.o, a.out_grid, a.out_packed + r * a.out_words, a.out_words, codes);
-    }
+  if (a.requant) {
+    const Epilogue epilogue{a.chain, a.plan, a.out_grid};
+    for (int64_t r = r0; r < r1; ++r)
+      epilogue.row(tile + (r - r0) * a.o, a.o, r, a.out_packed + r * a.out_words, a.out_words, codes);
+  }
 }
 
 }  // namespace cpu

@@ -42,7 +42,7 @@ struct Chain {
 // contraction); the generic path calls it, AVX2 and AVX-512 have their own (quantize_avx*.inc).
 void apply_chain_scalar(const Chain& c, float* y, int64_t cols, int64_t row);
 
-// An epilogue (a chain, then the output grid) compiled to comparisons for the AVX-512 units
+// An epilogue (a chain, then the output grid) compiled to comparisons for the AVX-512 and AVX2 units
 // (chain.cpp: plan_chain). Every stage except mul_row is non-decreasing in its input (scales are
 // positive), so before the last mul_row the code of the counted grid (the output grid, or the
 // fake_quant stage just before that mul_row) is the number of a column's thresholds the value
@@ -87,7 +87,7 @@ struct SpmmArgs {
   int64_t out_words;
   Grid out_grid;
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
-  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
+  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512, AVX2), or nullptr
   int prefetch;  // software prefetch distance in edges (0: none)
   bool stream;   // non-temporal stores allowed for float output rows (QGNN_STREAM_STORES, default 1)
 };
@@ -114,7 +114,7 @@ struct QuantizeArgs {
   uint32_t* out;
   int64_t words;
   Grid grid;
-  const ChainPlan* plan;  // the grid as compares (AVX-512 only), or nullptr
+  const ChainPlan* plan;  // the grid as compares (AVX-512, AVX2), or nullptr
 };
 void quantize_rows_generic(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
 void quantize_rows_avx2(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch);
@@ -158,7 +158,7 @@ struct GemmArgs {
   int64_t out_words;
   Grid out_grid;
   const Chain* chain;  // applied before out_grid (requant only), or nullptr
-  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512 only), or nullptr
+  const ChainPlan* plan;  // the chain and out_grid as compares (AVX-512, AVX2), or nullptr
   // The plan's thresholds moved onto D itself, [plan->counts][o_pad]: count k is reached when
   // D > dot_thr[k][c] (gemm.cpp: dot_thresholds), so rows skip their float values. nullptr: compare floats.
   const int32_t* dot_thr;

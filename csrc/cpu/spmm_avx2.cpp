@@ -75,6 +75,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
   const __m256i vmult = _mm256_set1_epi32(a.mult);
   int64_t bad = 0;
   const bool stream = spmm_streams(a);
+  const Epilogue epilogue{a.chain, a.plan, a.out_grid};
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
     if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {
@@ -106,10 +107,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
       for (int64_t f = 0; f < a.cols; f += 8)  // facc is scratch, padded past cols
         store8(yrow + f, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(facc + f), vscale), vrs), a.cols - f, stream);
     }
-    if (a.requant) {
-      if (a.chain) apply_chain(*a.chain, y, a.cols, i);
-      quantize_row(y, a.cols, a.out_grid, a.out_packed + i * a.out_words, a.out_words, codes);
-    }
+    if (a.requant) epilogue.row(y, a.cols, i, a.out_packed + i * a.out_words, a.out_words, codes);
   }
   if (stream) _mm_sfence();
   return bad;
@@ -117,7 +115,12 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
 
 void quantize_rows_avx2(const QuantizeArgs& a, int64_t r0, int64_t r1, void* scratch) {
   uint8_t* codes = static_cast<uint8_t*>(scratch);
-  for (int64_t i = r0; i < r1; ++i) quantize_row(a.x + i * a.cols, a.cols, a.grid, a.out + i * a.words, a.words, codes);
+  const Epilogue epilogue{nullptr, a.plan, a.grid};
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* x = a.x + i * a.cols;
+    uint32_t* dst = a.out + i * a.words;
+    if (a.plan == nullptr || !epilogue.planned(x, a.cols, i, dst, a.words)) quantize_row(x, a.cols, a.grid, dst, a.words, codes);
+  }
 }
 
 int64_t gather_floor_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out) {
