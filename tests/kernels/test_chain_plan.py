@@ -1,5 +1,6 @@
-"""The AVX-512 epilogue's ChainPlan (csrc/cpu/kernels.h): a chain and output grid run as per-column
-threshold compares and a per-row table must give the stages' codes bit for bit.
+"""The epilogues' ChainPlan (csrc/cpu/kernels.h; AVX-512, and AVX2 for counted grids of at most 2 bits):
+a chain and output grid run as per-column threshold compares and a per-row table must give the
+stages' codes bit for bit.
 
 ``test_chain.py`` holds both paths to the reference on random data. Here the inputs are the ones a
 threshold could get wrong: values exactly on the grids' rounding ties (power-of-two scales make many
