@@ -71,9 +71,9 @@ int32_t unpack_row_u8(const uint32_t* row, int bits, int64_t words, int64_t k, i
   return static_cast<int32_t>(part[0] + part[1] + part[2] + part[3]);
 }
 
-// The same codes as int16, zero from k to kpad + 16; returns their sum. 16 packed bytes at a time
-// (a scalar loop with a run-time width divided per code and was most of an 8-bit GEMM). Writes up to
-// k + 128 values: the tile's row stride (kU8Slack) leaves room for it.
+// The same codes as int16, zero from k to kpad + 16; returns their sum. 16 packed bytes at a time:
+// the scalar loop this replaced divided by a run-time width per code, most of an 8-bit GEMM's time.
+// Writes up to k + 128 values: the tile's row stride (kU8Slack) leaves room for it.
 int32_t unpack_row_i16(const uint32_t* row, int bits, int64_t words, int64_t k, int64_t kpad, int16_t* dst) {
   const uint8_t* src = reinterpret_cast<const uint8_t*>(row);
   const int64_t bytes = words * 4, per_chunk = 128 / bits;
