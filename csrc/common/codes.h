@@ -26,6 +26,14 @@ QGNN_HD uint32_t get_code(const uint32_t* row, int64_t j, int bits) {
   return (row[j / per_word] >> ((j % per_word) * bits)) & mask;
 }
 
+// Code j of a packed row of BITS-bit codes: the width a constant, so the word index and shift are
+// shifts and masks (a run-time width divides per code, which hot loops notice).
+template <int BITS>
+QGNN_HD uint32_t get_code(const uint32_t* row, int64_t j) {
+  constexpr int64_t per_word = 32 / BITS;
+  return (row[j / per_word] >> ((j % per_word) * BITS)) & ((1u << BITS) - 1u);
+}
+
 // OR code `code` (already < 2^bits) into position j of a zero-initialised packed row.
 QGNN_HD void put_code(uint32_t* row, int64_t j, int bits, uint32_t code) {
   const int per_word = 32 / bits;

@@ -67,9 +67,7 @@ bool dot_thresholds(const GemmArgs& g, const ChainPlan& p, bool zeros_on_grid, s
 // run-time width made preparing the weights about 1 ms a call at Cora's 1433 x 128.
 template <int BITS>
 void decode_row(const uint32_t* row, int64_t k, uint8_t* dst) {
-  constexpr int64_t per_word = 32 / BITS;
-  constexpr uint32_t mask = (1u << BITS) - 1u;
-  for (int64_t j = 0; j < k; ++j) dst[j] = static_cast<uint8_t>((row[j / per_word] >> ((j % per_word) * BITS)) & mask);
+  for (int64_t j = 0; j < k; ++j) dst[j] = static_cast<uint8_t>(get_code<BITS>(row, j));
 }
 
 void decode_row(const uint32_t* row, int bits, int64_t k, uint8_t* dst) {

@@ -24,6 +24,15 @@ struct Grid {
   int skew;
 };
 
+// Largest degree whose integer sum over codes of `bits` bits (mult * code - zero each, as an SpMM or
+// SMP aggregation adds them) cannot overflow int32; the Python wrappers enforce it too.
+inline int64_t int32_degree_limit(int bits, int mult, int zero) {
+  int64_t m = static_cast<int64_t>(mult) * ((int64_t{1} << bits) - 1);
+  if (zero > m) m = zero;
+  if (m < 1) m = 1;
+  return 2147483647LL / m;
+}
+
 // An epilogue chain (qgnn_cli/kernels/chain.py, which defines the same stage codes): per-element
 // float32 stages that spmm_requant and gemm_requant apply to each output row, in order, before the
 // row is quantized onto the output grid. This is how a run of sites between two packed ops (output

@@ -46,8 +46,6 @@ inline void clear(uint32_t* row, int64_t words) { std::memset(row, 0, sizeof(uin
 // divisions, which made this loop most of a generic SMP step.
 template <int BITS>
 int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t* acc, int64_t* bad) {
-  constexpr int64_t per_word = 32 / BITS;
-  constexpr uint32_t mask = (1u << BITS) - 1u;
   constexpr int64_t kAhead = 32;  // edges; the random neighbour rows are latency-bound (KERNELS.md)
   int64_t deg = 0;
   for (int64_t e = begin; e < end; ++e) {
@@ -61,8 +59,7 @@ int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t
       continue;
     }
     const uint32_t* row = a.agg + static_cast<int64_t>(j) * a.agg_words;
-    for (int64_t f = 0; f < a.cols; ++f)
-      acc[f] += static_cast<int32_t>((row[f / per_word] >> ((f % per_word) * BITS)) & mask);
+    for (int64_t f = 0; f < a.cols; ++f) acc[f] += static_cast<int32_t>(get_code<BITS>(row, f));
     ++deg;
   }
   return deg;
@@ -72,8 +69,7 @@ int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t
 int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
   std::fill(acc, acc + a.cols, 0);
   const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
-  int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << a.agg_in.bits) - 1);
-  limit = 2147483647LL / std::max<int64_t>(std::max<int64_t>(limit, a.agg_in.zero), 1);
+  const int64_t limit = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   if (begin < 0 || end < begin || end > a.nnz || end - begin > limit) {
     ++*bad;
     return 0;

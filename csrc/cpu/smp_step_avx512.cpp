@@ -104,8 +104,7 @@ template <int BITS>
 __attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums,
                                                      int64_t* bad) {
   const int64_t begin = a.indptr[i], end = a.indptr[i + 1], nnz = a.nnz;
-  int64_t limit = static_cast<int64_t>(a.agg_in.mult) * ((1 << BITS) - 1);
-  limit = 2147483647LL / (limit > a.agg_in.zero ? limit : (a.agg_in.zero > 0 ? a.agg_in.zero : 1));
+  const int64_t limit = int32_degree_limit(BITS, a.agg_in.mult, a.agg_in.zero);
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_setzero_si512();
   if (begin < 0 || end < begin || end > nnz || end - begin > limit) {
     ++*bad;

@@ -79,7 +79,7 @@ int64_t spmm_rows_generic(const SpmmArgs& a, int64_t r0, int64_t r1, void* scrat
   float* facc = reinterpret_cast<float*>(iacc + padded + 64);
   float* y = facc + padded + 64;
   int64_t bad = 0;
-  const int64_t limit = 2147483647LL / std::max<int64_t>({int64_t(a.mult) * ((1 << a.bits) - 1), a.zero, 1});
+  const int64_t limit = int32_degree_limit(a.bits, a.mult, a.zero);
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
     if (begin < 0 || end < begin || end > a.nnz || (a.values == nullptr && end - begin > limit)) {

@@ -70,7 +70,7 @@ int64_t spmm_rows_avx2(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratch)
   int32_t* iacc = static_cast<int32_t*>(scratch);
   float* y = reinterpret_cast<float*>(iacc + padded + 64);
   uint8_t* codes = reinterpret_cast<uint8_t*>(y + padded + 64);
-  const int64_t limit = degree_limit(a);
+  const int64_t limit = int32_degree_limit(a.bits, a.mult, a.zero);
   const __m256 vscale = _mm256_set1_ps(a.scale);
   const __m256i vmult = _mm256_set1_epi32(a.mult);
   int64_t bad = 0;

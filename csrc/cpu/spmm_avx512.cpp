@@ -74,7 +74,7 @@ int64_t spmm_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, void* scratc
   int32_t* iacc = static_cast<int32_t*>(scratch);
   float* y = reinterpret_cast<float*>(iacc + padded + 64);
   uint8_t* codes = reinterpret_cast<uint8_t*>(y + padded + 64);
-  const int64_t limit = degree_limit(a);
+  const int64_t limit = int32_degree_limit(a.bits, a.mult, a.zero);
   const __m512 vscale = _mm512_set1_ps(a.scale);
   const __m512i vmult = _mm512_set1_epi32(a.mult);
   int64_t bad = 0;
