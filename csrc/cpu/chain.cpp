@@ -77,40 +77,47 @@ float key_float(uint32_t k) {
   return f;
 }
 
-// The plan's thresholds through the scalar stages (apply_chain_scalar, quantize_grid), for the AVX2
-// units: their stages are the same float32 operations (the tests hold both to the reference), so a
-// compare decides what they would. thr[k][c] = the smallest float whose counted code exceeds k, by
-// bisection on the float keys (the codes are non-decreasing in the value); -inf when every value's
-// code does, NaN when none does. Columns [0, n) are searched, the rest copy column 0 (n < cols only
-// when no stage depends on the column). The AVX-512 units have their own (plan_thresholds_avx512).
-void plan_thresholds_scalar(const ChainPlan& p, int64_t cols, int64_t n, float* thr) {
-  std::vector<float> buf(static_cast<size_t>(n));
-  std::vector<uint32_t> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));  // code(lo) <= k < code(hi)
+// The counted grid's codes of buf[0, n) through the plan's prefix by the scalar stages
+// (apply_chain_scalar, quantize_grid), for the AVX2 units: their stages are the same float32
+// operations (the tests hold both to the reference), so a compare decides what they would.
+void plan_codes_scalar(const ChainPlan& p, float* buf, int64_t n, int32_t* code) {
+  apply_chain_scalar(p.prefix, buf, n, 0);  // no mul_row before the counted grid
   const Grid& g = p.counted;
-  const auto code = [&](int64_t c) {
-    return static_cast<int>(quantize_grid(buf[c], g.scale, static_cast<float>(g.zero), g.bits, g.mult, g.skew));
-  };
+  for (int64_t c = 0; c < n; ++c)
+    code[c] = static_cast<int32_t>(quantize_grid(buf[c], g.scale, static_cast<float>(g.zero), g.bits, g.mult, g.skew));
+}
+
+// thr[k][c] = the smallest float whose counted code exceeds k, by bisection on the float keys (the
+// codes are non-decreasing in the value, so "code > k" holds exactly from there on); -inf when every
+// value's code does, NaN when none does. `codes` evaluates a row of values by the selected unit's
+// own stages. Columns [0, n) are searched, the rest copy column 0 (n < cols only when no stage
+// depends on the column).
+void plan_thresholds(const ChainPlan& p, int64_t cols, int64_t n, float* thr,
+                     void (*codes)(const ChainPlan&, float*, int64_t, int32_t*)) {
+  std::vector<float> buf(static_cast<size_t>(n));
+  std::vector<int32_t> code(static_cast<size_t>(n));
+  std::vector<uint32_t> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));  // code(lo) <= k < code(hi)
   const auto fill = [&](const auto& value) {
     for (int64_t c = 0; c < n; ++c) buf[c] = value(c);
-    apply_chain_scalar(p.prefix, buf.data(), n, 0);  // no mul_row before the counted grid
+    codes(p, buf.data(), n, code.data());
   };
   const float inf = std::numeric_limits<float>::infinity();
   for (int k = 0; k < p.counts; ++k) {
     fill([&](int64_t) { return -inf; });
     for (int64_t c = 0; c < n; ++c) {
       lo[c] = float_key(-inf);
-      hi[c] = code(c) > k ? lo[c] : float_key(inf);
+      hi[c] = code[c] > k ? lo[c] : float_key(inf);
     }
     fill([&](int64_t) { return inf; });
     for (int64_t c = 0; c < n; ++c)
-      if (code(c) <= k) lo[c] = hi[c] = 0;  // key 0 is a NaN: no value reaches k + 1
+      if (code[c] <= k) lo[c] = hi[c] = 0;  // key 0 is a NaN: no value reaches k + 1
     for (bool open = true; open;) {
       open = false;
       fill([&](int64_t c) { return hi[c] > lo[c] + 1 ? key_float(lo[c] + (hi[c] - lo[c]) / 2) : 0.0f; });
       for (int64_t c = 0; c < n; ++c)
         if (hi[c] > lo[c] + 1) {
           const uint32_t mid = lo[c] + (hi[c] - lo[c]) / 2;
-          (code(c) > k ? hi[c] : lo[c]) = mid;
+          (code[c] > k ? hi[c] : lo[c]) = mid;
           open = open || hi[c] > lo[c] + 1;
         }
     }
@@ -170,12 +177,7 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   p.cols_pad = (cols + 15) / 16 * 16;
   hold->thr.assign(static_cast<size_t>(p.counts * p.cols_pad), 0.0f);
   p.thr = hold->thr.data();
-  if (isa == Isa::Avx512) {
-    std::vector<uint32_t> scratch(static_cast<size_t>(4 * search_cols));
-    plan_thresholds_avx512(p, cols, search_cols, hold->thr.data(), scratch.data());
-  } else {
-    plan_thresholds_scalar(p, cols, search_cols, hold->thr.data());
-  }
+  plan_thresholds(p, cols, search_cols, hold->thr.data(), isa == Isa::Avx512 ? &plan_codes_avx512 : &plan_codes_scalar);
   return &p;
 }
 

@@ -69,10 +69,10 @@ struct ChainPlan {
   float level[kMaxPlanLevels];  // lut: the counted grid's values (mult * code - zero) * scale
 };
 
-// The plan's thresholds by bisection over the ordered floats, through the AVX-512 stages themselves
-// (spmm_avx512.cpp), so that a compare decides exactly what those stages would have. Columns
-// [0, search_cols) are searched (the rest copy column 0); scratch: 4 * search_cols 32-bit words.
-void plan_thresholds_avx512(const ChainPlan& p, int64_t cols, int64_t search_cols, float* thr, void* scratch);
+// The counted grid's codes of the values buf[0, n) (columns 0..n-1) through the plan's prefix, by
+// the AVX-512 stages themselves (spmm_avx512.cpp), so that the thresholds chain.cpp bisects with them
+// decide exactly what those stages would have. buf is overwritten.
+void plan_codes_avx512(const ChainPlan& p, float* buf, int64_t n, int32_t* code);
 
 // qgnn::spmm / qgnn::spmm_requant over the rows [r0, r1) of a CSR matrix.
 struct SpmmArgs {

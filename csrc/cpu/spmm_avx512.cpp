@@ -144,9 +144,7 @@ void quantize_rows_avx512(const QuantizeArgs& a, int64_t r0, int64_t r1, void* s
 }
 
 // Here rather than in chain.cpp: the thresholds must come from these AVX-512 stages (shared with gemm).
-void plan_thresholds_avx512(const ChainPlan& p, int64_t cols, int64_t search_cols, float* thr, void* scratch) {
-  plan_thresholds(p, cols, search_cols, thr, scratch);
-}
+void plan_codes_avx512(const ChainPlan& p, float* buf, int64_t n, int32_t* code) { counted_codes(p, buf, n, code); }
 
 int64_t gather_floor_rows_avx512(const SpmmArgs& a, int64_t r0, int64_t r1, uint32_t* out) {
   return gather_floor_impl(a, r0, r1, out);
