@@ -134,7 +134,8 @@ bool plan_mode_is(const char* mode) {
 
 }  // namespace
 
-const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold) {
+const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold,
+                            bool int_compares) {
   const bool always = plan_mode_is("always") || plan_mode_is("floats");
   const Isa isa = selected_isa();
   if (plan_mode_is("never") || cols <= 0) return nullptr;
@@ -157,9 +158,12 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
       if (c.op[s] == kChainAddCol) return nullptr;
   }
   p.counted = counted_at < c.n ? c.grid[counted_at] : out;
-  // AVX2 compares a value with each threshold in turn: a 4-bit grid's 15 cost more than its stages
-  // (200k x 128 SpMM re-quantised to 4 bits, one thread: 61 against 35 ms; 2 bits: 28 against 37).
-  if (p.counted.bits > (isa == Isa::Avx2 ? 2 : 4)) return nullptr;
+  // A 4-bit grid's 15 thresholds cost more than its stages wherever floats are compared: AVX2 takes
+  // them in turn (200k x 128 SpMM re-quantised to 4 bits, one thread: 61 against 35 ms; 2 bits: 28
+  // against 37), AVX-512 in a 4-step bisection of blends (37-41 against 22-34 ms; quantize_pack of
+  // Cora's 2708 x 1433 features: 3.9-4.7 against 1.9-2.0 ms). Only the AVX-512 GEMM's compares on its
+  // integer D stay level or ahead at 4 bits (31-38 against 31-37 ms), so only they take it.
+  if (p.counted.bits > (int_compares && isa == Isa::Avx512 ? 4 : 2)) return nullptr;
   const int levels = 1 << p.counted.bits;
   p.counts = levels - 1;
   p.prefix = sub_chain(c, 0, counted_at);

@@ -32,11 +32,15 @@ inline int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint3
 // bias finite, y is non-decreasing in D and never NaN, so "y >= thr" holds exactly for D above the
 // largest D whose y falls short: found by bisection over the D that occur, |D| <= k * 255^2 < 2^31
 // (`zeros_on_grid`: zero points in [0, 255], so that every factor of D is within +-255).
-// INT32_MIN: every D reaches it; INT32_MAX: none does. False (the floats are compared) otherwise.
-bool dot_thresholds(const GemmArgs& g, const ChainPlan& p, bool zeros_on_grid, std::vector<int32_t>* out) {
+// INT32_MIN: every D reaches it; INT32_MAX: none does. Only where dot_thresholds_apply.
+bool dot_thresholds_apply(const GemmArgs& g, bool zeros_on_grid) {
   if (!zeros_on_grid) return false;
   for (int64_t c = 0; c < g.o; ++c)
     if (!(g.sc[c] >= 0.0f && std::isfinite(g.sc[c]) && (g.bias == nullptr || std::isfinite(g.bias[c])))) return false;
+  return true;
+}
+
+void dot_thresholds(const GemmArgs& g, const ChainPlan& p, std::vector<int32_t>* out) {
   out->assign(static_cast<size_t>(p.counts * g.o_pad), INT32_MAX);
   const auto y = [&](int64_t d, int64_t c) {
     float v = static_cast<float>(static_cast<int32_t>(d)) * g.sc[c];
@@ -60,7 +64,6 @@ bool dot_thresholds(const GemmArgs& g, const ChainPlan& p, bool zeros_on_grid, s
       }
       e = static_cast<int32_t>(lo);
     }
-  return true;
 }
 
 // The k codes of a packed row as bytes, through a compile-time width: get_code's division by a
@@ -240,11 +243,15 @@ at::Tensor gemm_impl(const at::Tensor& a_in, int64_t a_bits, int64_t k, int64_t 
     g.out_words = out_words;
     g.out_grid = *out_grid;
     g.chain = chain;
-    if (fn != &gemm_rows_generic) g.plan = plan_chain(chain, *out_grid, n, o, &plan);
-    // The AVX2 unit compares its float values (no thresholds on D there).
-    if (g.plan != nullptr && fn != &gemm_rows_avx2 && !plan_on_floats() &&
-        dot_thresholds(g, *g.plan, zeros_on_grid, &dot_thr))
+    // The AVX2 unit compares its float values (no thresholds on D there), as do the others where
+    // D's thresholds do not apply or QGNN_CHAIN_PLAN=floats asks for float compares.
+    const bool on_dot = fn != &gemm_rows_generic && fn != &gemm_rows_avx2 && !plan_on_floats() &&
+                        dot_thresholds_apply(g, zeros_on_grid);
+    if (fn != &gemm_rows_generic) g.plan = plan_chain(chain, *out_grid, n, o, &plan, on_dot);
+    if (g.plan != nullptr && on_dot) {
+      dot_thresholds(g, *g.plan, &dot_thr);
       g.dot_thr = dot_thr.data();
+    }
   } else {
     g.out = out.data_ptr<float>();
   }
