@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from qgnn_cli.errors import DataError
+from qgnn_cli.finite import all_finite
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class CSR:
         if self.values is not None:
             if self.values.shape != self.indices.shape:
                 raise DataError(f"{where}: values and indices differ in length")
-            if not bool(torch.isfinite(self.values).all()):
+            if not all_finite(self.values):
                 raise DataError(f"{where}: edge values contain NaN or Inf")
 
 
@@ -115,7 +116,7 @@ class Graph:
             raise DataError(f"{where}: features have shape {tuple(self.x.shape)}, expected ({n}, F)")
         if self.x.dtype != torch.float32:
             raise DataError(f"{where}: features must be float32, got {self.x.dtype}")
-        if not bool(torch.isfinite(self.x).all()):
+        if not all_finite(self.x):
             bad = int((~torch.isfinite(self.x)).any(dim=1).nonzero()[0])
             raise DataError(f"{where}: features contain NaN or Inf (first at node {bad})")
         if self.y is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from qgnn_cli.finite import all_finite
 from qgnn_cli.kernels.chain import Chain, apply_chain_reference, check_chain
 from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import unpack_reference
@@ -89,7 +90,7 @@ def _check_gemm_inputs(a_packed, a_bits, k, a_scale, a_zero, w_packed, w_bits, w
         raise ValueError(f"w_scale and w_zero need {out_features} entries (one per output channel)")
     if out_features and (int(w_zero.min()) < 0 or int(w_zero.max()) > w_mult * qmax_of(w_bits)):
         raise ValueError("w_zero outside the weight grid")
-    if out_features and not bool((w_scale > 0).all() & torch.isfinite(w_scale).all()):
+    if out_features and not (bool((w_scale > 0).all()) and all_finite(w_scale)):
         raise ValueError("w_scale must be positive and finite")
     if k * 255 * 255 >= 2**31:
         raise ValueError(f"k={k} would overflow the 32-bit integer accumulator")

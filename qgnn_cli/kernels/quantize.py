@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from qgnn_cli.finite import all_finite
 from qgnn_cli.kernels.library import define
 from qgnn_cli.kernels.pack import pack_reference, words_per_row
 from qgnn_cli.kernels.rounding import check_bits, qmax_of, quantize
@@ -47,6 +48,6 @@ def quantize_pack(
     check_grid(bits, scale, zero, mult, skew)
     if x.dtype != torch.float32 or x.dim() != 2:
         raise ValueError(f"quantize_pack expects 2-D float32, got {x.dtype} {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError("quantize_pack: input contains NaN or Inf")
     return torch.ops.qgnn.quantize_pack(x.contiguous(), bits, float(scale), int(zero), int(mult), int(skew))

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from qgnn_cli.data import Graph, load_graph, random_split, select_split, split_digest
 from qgnn_cli.data.splits import num_stored_splits
 from qgnn_cli.errors import ConfigError, DataError
+from qgnn_cli.finite import all_finite
 from qgnn_cli.nn import GraphOperator, maybe_sparse
 from qgnn_cli.quant import clean_ranges
 from qgnn_cli.train.checkpoint import load_checkpoint, save_checkpoint
@@ -98,7 +99,7 @@ def _same_config(saved: dict, config: TrainConfig) -> None:
 
 def _finite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+    return all_finite(loss) and all(all_finite(g) for g in grads)
 
 
 def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, run_dir: Path | None = None,
