@@ -84,16 +84,17 @@ def _forward_packed(model, g: PackedGraph, x: torch.Tensor, clock, energy: str, 
         step = [_grid(x_grid), _grid(ax_grid), _grid(h_grid), _grid(upd), _grid(nxt)]  # after A(dX)'s two
         if p.mode == "appnp":  # smp_delta for A(X) (its dx is not used), then the update
             with clock("aggregation"):
-                ax, _, _, _ = smp_delta(*graph, pre, xc, h, g.dinv, cols, delta + [_grid(x_in)], keep, smooth, p.eta)
+                ax, _, _, _ = smp_delta(*graph, pre, xc, h, g.dinv, cols, delta + [_grid(x_in)], keep, smooth, p.eta,
+                                        check=False)
                 out, pre, _ = smp_update(*graph, None, xc, ax, h, g.dinv, cols, [None, None, *step], keep, smooth,
-                                         p.eta, 0.0, "appnp")
+                                         p.eta, 0.0, "appnp", check=False)
         else:
             dx_in, dx_out = _site(model, k, "agg_dx.input"), _site(model, k, "agg_dx.output")
             with clock("aggregation"):
                 ax, dxc, dx, sq = smp_delta(*graph, pre, xc, h, g.dinv, cols, delta + [_grid(dx_in)], keep, smooth,
-                                            p.eta, want_dx=energy == "exact")
+                                            p.eta, want_dx=energy == "exact", check=False)
                 out, pre, cross = smp_update(*graph, dxc, xc, ax, h, g.dinv, cols, [_grid(dx_in), _grid(dx_out), *step],
-                                             keep, smooth, p.eta, 2.0 * p.eta * lam, p.grad)
+                                             keep, smooth, p.eta, 2.0 * p.eta * lam, p.grad, check=False)
             with clock("other"):
                 e_k = float(dirichlet_energy(dx, g)) if energy == "exact" else float(sq) - float(cross)
             lam, s = update_multipliers(lam, s, e_k, p, budget)

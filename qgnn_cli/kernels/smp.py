@@ -144,8 +144,8 @@ define(f"smp_update(Tensor indptr, Tensor indices, Tensor? dxc, Tensor x, Tensor
        smp_update_reference, _update_fake)
 
 
-def _fields(grids: list[tuple], may_be_off: set[int]) -> tuple[list, ...]:
-    for i, g in enumerate(grids):
+def _fields(grids: list[tuple], may_be_off: set[int], check: bool = True) -> tuple[list, ...]:
+    for i, g in enumerate(grids if check else ()):
         if len(g) != 5:
             raise ValueError(f"grid {i} must be (bits, scale, zero, mult, skew), got {g!r}")
         if g[0] == OFF and i in may_be_off:
@@ -183,31 +183,35 @@ def _check_rows(tensors: dict, grids: list[tuple], cols: int, rows: int) -> None
 
 
 def smp_delta(indptr, indices, pre, x, h, dinv, cols: int, grids: list[tuple], keep: float, smooth: float,
-              eta: float, want_dx: bool = False):
+              eta: float, want_dx: bool = False, check: bool = True):
     """``(AX codes, dx codes, dx float32 or (0, cols), sum(dx * dx))`` (see the module docstring).
 
     ``grids``: the sites ``agg_x.input`` (of ``pre``), ``agg_x.output``, of ``x``, of ``h``, and ``agg_dx.input``.
     ``agg_x.output`` may be off (bits 32: the last step's): AX comes back as float32 values.
+    ``check=False`` skips the checks here for inputs the caller built from a validated model and graph
+    (the packed runtime: at Cora's size they cost about as much as the step); the op still checks
+    every grid, shape and index itself, and raises.
     """
     if len(grids) != 5:
         raise ValueError(f"smp_delta takes 5 grids (agg_in, ax, x, h, dx_in), got {len(grids)}")
-    _check_rows({"pre": pre, "x": x, "h": h}, [grids[0], grids[2], grids[3]], cols, dinv.numel())
-    fields = _fields(grids, {1})
-    _check_graph(indptr, indices, dinv)
-    _check_finite(keep=keep, smooth=smooth, eta=eta)
+    fields = _fields(grids, {1}, check)
+    if check:
+        _check_rows({"pre": pre, "x": x, "h": h}, [grids[0], grids[2], grids[3]], cols, dinv.numel())
+        _check_graph(indptr, indices, dinv)
+        _check_finite(keep=keep, smooth=smooth, eta=eta)
     return torch.ops.qgnn.smp_delta(indptr, indices, pre.contiguous(), x.contiguous(), h.contiguous(),
                                     dinv.contiguous(), int(cols), *fields, float(keep), float(smooth), float(eta),
                                     bool(want_dx))
 
 
 def smp_update(indptr, indices, dxc, x, ax, h, dinv, cols: int, grids: list[tuple], keep: float, smooth: float,
-               eta: float, c: float, mode: str):
+               eta: float, c: float, mode: str, check: bool = True):
     """``(X codes on the update site or float32 X, next aggregation's input codes or (N, 0), sum(dx * adx))``.
 
     ``grids``: ``agg_dx.input`` (of ``dxc``), ``agg_dx.output``, the sites of ``x``, ``ax``, ``h``, the update
     and the next step's ``agg_x.input``. Off (bits 32) may be: ``agg_dx.output`` (A(dX) then enters in
     float32), ``ax``'s site (``ax`` is then smp_delta's float32 AX), the update and the next input.
-    ``dxc`` is None in mode ``appnp``.
+    ``dxc`` is None in mode ``appnp``. ``check=False``: as for :func:`smp_delta`.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -221,10 +225,11 @@ def smp_update(indptr, indices, dxc, x, ax, h, dinv, cols: int, grids: list[tupl
         raise ValueError(f"mode {mode!r} needs dxc")
     else:
         rows["dxc"], row_grids = dxc, [*row_grids, grids[0]]
-    _check_rows(rows, row_grids, cols, dinv.numel())
-    fields = _fields(grids, {1, 3, 5, 6})
-    _check_graph(indptr, indices, dinv)
-    _check_finite(keep=keep, smooth=smooth, eta=eta, c=c)
+    fields = _fields(grids, {1, 3, 5, 6}, check)
+    if check:
+        _check_rows(rows, row_grids, cols, dinv.numel())
+        _check_graph(indptr, indices, dinv)
+        _check_finite(keep=keep, smooth=smooth, eta=eta, c=c)
     return torch.ops.qgnn.smp_update(indptr, indices, None if dxc is None else dxc.contiguous(), x.contiguous(),
                                      ax.contiguous(), h.contiguous(), dinv.contiguous(), int(cols), *fields,
                                      float(keep), float(smooth), float(eta), float(c), MODES.index(mode))

@@ -224,13 +224,13 @@ def test_opcheck(bits, seeded):
                           (indptr, indices, pre, x, ax, h, dinv, 21, *fields, 0.0, 0.9, 0.1, 0.02, 0))
 
 
-def _bad_calls():
+def _bad_calls(check=True):
     g = (2, 0.1, 1, 1, 0)
     x = torch.zeros(4, 1, dtype=torch.int32)  # 4 rows of 16 2-bit codes
     d = torch.ones(4)
     ip, ix = torch.arange(5, dtype=torch.int64), torch.arange(4, dtype=torch.int32)
-    delta = lambda *a, **k: kernels.smp_delta(*a, **k, keep=0.0, smooth=0.9, eta=0.1)  # noqa: E731
-    update = lambda *a, **k: kernels.smp_update(*a, **k, keep=0.0, smooth=0.9, eta=0.1, c=0.0)  # noqa: E731
+    delta = lambda *a, **k: kernels.smp_delta(*a, **k, keep=0.0, smooth=0.9, eta=0.1, check=check)  # noqa: E731
+    update = lambda *a, **k: kernels.smp_update(*a, **k, keep=0.0, smooth=0.9, eta=0.1, c=0.0, check=check)  # noqa: E731
     return [
         (lambda: delta(ip, ix, x, x, x, d, 17, [g] * 5), "words"),
         (lambda: delta(torch.arange(6), ix, x, x, x, torch.ones(5), 16, [g] * 5), "rows"),
@@ -254,6 +254,14 @@ def _bad_calls():
 @pytest.mark.parametrize("call,message", _bad_calls())
 def test_bad_inputs_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.skipif(not kernels.extension_available(), reason="needs the compiled extension")
+@pytest.mark.parametrize("call,message", [c for c in _bad_calls(check=False) if c[1] != "finite"])
+def test_unchecked_calls_still_raise_in_the_op(call, message):
+    # check=False (the packed runtime) leaves shapes, grids and the CSR to the op, which raises
+    with pytest.raises((ValueError, RuntimeError)):
         call()
 
 
