@@ -161,9 +161,11 @@ const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, i
   // A 4-bit grid's 15 thresholds cost more than its stages wherever floats are compared: AVX2 takes
   // them in turn (200k x 128 SpMM re-quantised to 4 bits, one thread: 61 against 35 ms; 2 bits: 28
   // against 37), AVX-512 in a 4-step bisection of blends (37-41 against 22-34 ms; quantize_pack of
-  // Cora's 2708 x 1433 features: 3.9-4.7 against 1.9-2.0 ms). Only the AVX-512 GEMM's compares on its
-  // integer D stay level or ahead at 4 bits (31-38 against 31-37 ms), so only they take it.
-  if (p.counted.bits > (int_compares && isa == Isa::Avx512 ? 4 : 2)) return nullptr;
+  // Cora's 2708 x 1433 features: 3.9-4.7 against 1.9-2.0 ms). The AVX-512 GEMM's compares on its
+  // integer D pay at 4 bits only when they also replace a chain's stages (2M x 128 to 4 bits, two
+  // threads: site + mul_row 153-156 against 165-172 ms, site + bias + ReLU 147-151 against 177-183;
+  // no chain 153-164 against 127-135).
+  if (p.counted.bits > (int_compares && isa == Isa::Avx512 && c.n > 0 ? 4 : 2)) return nullptr;
   const int levels = 1 << p.counted.bits;
   p.counts = levels - 1;
   p.prefix = sub_chain(c, 0, counted_at);
