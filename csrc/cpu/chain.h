@@ -31,9 +31,9 @@ struct PlanHold {
 // The epilogue `chain` (or none) then `out` as a ChainPlan, when the AVX-512 path runs (or the AVX2
 // path, for an output grid of 2, 4 or 8 bits), the shape qualifies (counted grid of at most 2 bits,
 // or 4 where the caller compares integers, `int_compares`: the AVX-512 GEMM's thresholds on D, and
-// the chain has stages; no mul_row before the counted grid; no add_col after it) and `rows` repay the bisection
-// (QGNN_CHAIN_PLAN=always / never overrides that, for tests and measurements). Returns nullptr
-// otherwise: the kernels then run the chain's stages.
+// the chain has stages; no mul_row before the counted grid; no add_col after it) and `rows` repay
+// the bisection (QGNN_CHAIN_PLAN=always / never overrides that, for tests and measurements). Returns
+// nullptr otherwise: the kernels then run the chain's stages.
 const ChainPlan* plan_chain(const Chain* chain, const Grid& out, int64_t rows, int64_t cols, PlanHold* hold,
                             bool int_compares = false);
 
