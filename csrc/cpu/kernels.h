@@ -235,6 +235,10 @@ struct SmpRows {
   int64_t bad;
 };
 int64_t smp_scratch_ints(int64_t cols);
+// The bit width every grid the step's rows use shares (2, 4 or 8), for rows of 1-16 codes, else 0:
+// where the SIMD units fold their width switches and keep the sums in registers (smp_step.cpp).
+int smp_delta_uniform_bits(const SmpStepArgs& a);
+int smp_update_uniform_bits(const SmpStepArgs& a);
 SmpRows smp_delta_rows_generic(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_delta_rows_avx2(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);
 SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch);

@@ -28,6 +28,35 @@ namespace cpu {
 int64_t smp_scratch_ints(int64_t cols) { return (cols + 15) / 16 * 16 + 16; }
 
 namespace {
+template <size_t N>
+int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
+  if (cols < 1 || cols > 16) return 0;
+  int b = 0;
+  for (const Grid* g : grids) {
+    if (g == nullptr) continue;  // a grid the rows do not use
+    if (b == 0) b = g->bits;
+    if (g->bits != b) return 0;
+  }
+  return b == 2 || b == 4 || b == 8 ? b : 0;
+}
+}  // namespace
+
+int smp_delta_uniform_bits(const SmpStepArgs& a) {
+  const Grid* const grids[] = {&a.agg_in, a.ax_out != nullptr ? &a.agg_out : nullptr, &a.gx, &a.gh, &a.out_grid};
+  return uniform_bits(a.cols, grids);
+}
+
+int smp_update_uniform_bits(const SmpStepArgs& a) {
+  const Grid* agg_in = a.mode != 2 ? &a.agg_in : nullptr;
+  const Grid* out = a.out_codes != nullptr ? &a.out_grid : nullptr;
+  const Grid* next = a.pre != nullptr ? &a.next_grid : nullptr;
+  const Grid* adx = a.mode != 2 && a.agg_out.bits != 32 ? &a.agg_out : nullptr;
+  const Grid* ax = a.ax_float == nullptr ? &a.gax : nullptr;
+  const Grid* const grids[] = {agg_in, adx, &a.gx, ax, &a.gh, out, next};
+  return uniform_bits(a.cols, grids);
+}
+
+namespace {
 
 inline float value_of(uint32_t code, const Grid& g) {
   return static_cast<float>(static_cast<int32_t>(code) * g.mult - g.zero) * g.scale;

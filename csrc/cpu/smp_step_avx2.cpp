@@ -177,19 +177,6 @@ struct Uniform {
   }
 };
 
-// The B of Uniform<B, G> for these grids and columns (2, 4 or 8; rows of at most 16 codes), else 0.
-template <size_t N>
-int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
-  if (cols < 1 || cols > 16) return 0;
-  int b = 0;
-  for (const Grid* g : grids) {
-    if (g == nullptr) continue;
-    if (b == 0) b = g->bits;
-    if (g->bits != b) return 0;
-  }
-  return b == 2 || b == 4 || b == 8 ? b : 0;
-}
-
 // x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
 inline void half8(const SmpStepArgs& a, __m256 x, __m256 ax, __m256 h, __m256* half, __m256* dx) {
   __m256 t = _mm256_mul_ps(_mm256_set1_ps(a.keep), x);
@@ -297,7 +284,7 @@ SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* sc
   return SmpRows{total(acc), bad};
 }
 
-// rows(U()) for the Uniform instance that uniform_bits' answer b and the columns allow.
+// rows(U()) for the Uniform instance that the uniform width b (kernels.h) and the columns allow.
 template <class Rows>
 SmpRows dispatch(int b, int64_t cols, Rows rows) {
   const int g = cols <= 8 ? 1 : 2;
@@ -310,18 +297,11 @@ SmpRows dispatch(int b, int64_t cols, Rows rows) {
 }  // namespace
 
 SmpRows smp_delta_rows_avx2(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
-  const Grid* const grids[] = {&a.agg_in, a.ax_out != nullptr ? &a.agg_out : nullptr, &a.gx, &a.gh, &a.out_grid};
-  return dispatch(uniform_bits(a.cols, grids), a.cols, [&](auto u) { return delta_rows<decltype(u)>(a, r0, r1, scratch); });
+  return dispatch(smp_delta_uniform_bits(a), a.cols, [&](auto u) { return delta_rows<decltype(u)>(a, r0, r1, scratch); });
 }
 
 SmpRows smp_update_rows_avx2(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
-  const Grid* agg_in = a.mode != 2 ? &a.agg_in : nullptr;
-  const Grid* out = a.out_codes != nullptr ? &a.out_grid : nullptr;
-  const Grid* next = a.pre != nullptr ? &a.next_grid : nullptr;
-  const Grid* adx = a.mode != 2 && a.agg_out.bits != 32 ? &a.agg_out : nullptr;
-  const Grid* ax = a.ax_float == nullptr ? &a.gax : nullptr;
-  const Grid* const grids[] = {agg_in, adx, &a.gx, ax, &a.gh, out, next};
-  return dispatch(uniform_bits(a.cols, grids), a.cols, [&](auto u) { return update_rows<decltype(u)>(a, r0, r1, scratch); });
+  return dispatch(smp_update_uniform_bits(a), a.cols, [&](auto u) { return update_rows<decltype(u)>(a, r0, r1, scratch); });
 }
 
 }  // namespace cpu

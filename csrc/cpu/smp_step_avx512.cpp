@@ -189,19 +189,6 @@ struct Uniform {
   }
 };
 
-// The B of Uniform<B> for these grids and columns (2 or 4), else 0.
-template <size_t N>
-int uniform_bits(int64_t cols, const Grid* const (&grids)[N]) {
-  if (cols < 1 || cols > 16) return 0;
-  int b = 0;
-  for (const Grid* g : grids) {
-    if (g == nullptr) continue;
-    if (b == 0) b = g->bits;
-    if (g->bits != b) return 0;
-  }
-  return b == 2 || b == 4 ? b : 0;
-}
-
 // x_half = (keep x + smooth ax) + eta h (nn.smp.smp_propagate's order) and dx = x_half - x.
 inline void half16(const SmpStepArgs& a, __m512 x, __m512 ax, __m512 h, __m512* half, __m512* dx) {
   __m512 t = _mm512_mul_ps(_mm512_set1_ps(a.keep), x);
@@ -305,8 +292,7 @@ SmpRows update_rows(const SmpStepArgs& a_in, int64_t r0, int64_t r1, int32_t* sc
 }  // namespace
 
 SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
-  const Grid* const grids[] = {&a.agg_in, a.ax_out != nullptr ? &a.agg_out : nullptr, &a.gx, &a.gh, &a.out_grid};
-  switch (uniform_bits(a.cols, grids)) {
+  switch (smp_delta_uniform_bits(a)) {  // 8 bits: the generic path of this unit
     case 2: return delta_rows<2>(a, r0, r1, scratch);
     case 4: return delta_rows<4>(a, r0, r1, scratch);
     default: return delta_rows<0>(a, r0, r1, scratch);
@@ -314,13 +300,7 @@ SmpRows smp_delta_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int3
 }
 
 SmpRows smp_update_rows_avx512(const SmpStepArgs& a, int64_t r0, int64_t r1, int32_t* scratch) {
-  const Grid* agg_in = a.mode != 2 ? &a.agg_in : nullptr;
-  const Grid* out = a.out_codes != nullptr ? &a.out_grid : nullptr;
-  const Grid* next = a.pre != nullptr ? &a.next_grid : nullptr;
-  const Grid* adx = a.mode != 2 && a.agg_out.bits != 32 ? &a.agg_out : nullptr;
-  const Grid* ax = a.ax_float == nullptr ? &a.gax : nullptr;
-  const Grid* const grids[] = {agg_in, adx, &a.gx, ax, &a.gh, out, next};
-  switch (uniform_bits(a.cols, grids)) {
+  switch (smp_update_uniform_bits(a)) {
     case 2: return update_rows<2>(a, r0, r1, scratch);
     case 4: return update_rows<4>(a, r0, r1, scratch);
     default: return update_rows<0>(a, r0, r1, scratch);

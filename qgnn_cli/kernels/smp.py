@@ -145,12 +145,12 @@ define(f"smp_update(Tensor indptr, Tensor indices, Tensor? dxc, Tensor x, Tensor
 
 
 def _fields(grids: list[tuple], may_be_off: set[int], check: bool = True) -> tuple[list, ...]:
-    for i, g in enumerate(grids if check else ()):
-        if len(g) != 5:
-            raise ValueError(f"grid {i} must be (bits, scale, zero, mult, skew), got {g!r}")
-        if g[0] == OFF and i in may_be_off:
-            continue
-        check_grid(int(g[0]), float(g[1]), int(g[2]), int(g[3]), int(g[4]))
+    if check:
+        for i, g in enumerate(grids):
+            if len(g) != 5:
+                raise ValueError(f"grid {i} must be (bits, scale, zero, mult, skew), got {g!r}")
+            if not (g[0] == OFF and i in may_be_off):
+                check_grid(int(g[0]), float(g[1]), int(g[2]), int(g[3]), int(g[4]))
     return tuple([f(g[k]) for g in grids] for k, f in enumerate((int, float, int, int, int)))
 
 
