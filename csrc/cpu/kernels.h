@@ -228,6 +228,15 @@ struct SmpStepArgs {
   uint32_t* pre;     // on next_grid, or nullptr
   int64_t pre_words;
 };
+// Row i's edges [*begin, *end) of the aggregation, when the row is well formed and short enough for
+// exact int32 sums of `bits`-bit codes on agg_in; false (a malformed row, skipped) otherwise.
+inline bool smp_row_edges(const SmpStepArgs& a, int64_t i, int bits, int64_t* begin, int64_t* end) {
+  *begin = a.indptr[i];
+  *end = a.indptr[i + 1];
+  return *begin >= 0 && *end >= *begin && *end <= a.nnz &&
+         *end - *begin <= int32_degree_limit(bits, a.agg_in.mult, a.agg_in.zero);
+}
+
 // Energy sum of the rows (sum(dx * dx) for delta, sum(dx * adx) for update) and the number of malformed
 // rows or out-of-range indices skipped (0 for valid inputs). `scratch`: smp_scratch_ints(cols) int32.
 struct SmpRows {

@@ -97,9 +97,8 @@ int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t
 // acc[j] = sum of code j over the valid neighbours of row i; returns the edges used, counts what was skipped.
 int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
   std::fill(acc, acc + a.cols, 0);
-  const int64_t begin = a.indptr[i], end = a.indptr[i + 1];
-  const int64_t limit = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
-  if (begin < 0 || end < begin || end > a.nnz || end - begin > limit) {
+  int64_t begin, end;
+  if (!smp_row_edges(a, i, a.agg_in.bits, &begin, &end)) {
     ++*bad;
     return 0;
   }

@@ -112,13 +112,13 @@ struct RowPacker {
 template <int BITS, int G>
 __attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m256i* sums,
                                                      int64_t* bad) {
-  const int64_t begin = a.indptr[i], end = a.indptr[i + 1], nnz = a.nnz;
-  const int64_t limit = int32_degree_limit(BITS, a.agg_in.mult, a.agg_in.zero);
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm256_setzero_si256();
-  if (begin < 0 || end < begin || end > nnz || end - begin > limit) {
+  int64_t begin, end;
+  if (!smp_row_edges(a, i, BITS, &begin, &end)) {
     ++*bad;
     return 0;
   }
+  const int64_t nnz = a.nnz;
   const int32_t* indices = a.indices;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(a.agg);
   const int64_t stride = a.agg_words * 4;

@@ -103,13 +103,13 @@ inline __m512i codes16(__m512 x, const Grid16& g, __mmask16 m) { return _mm512_m
 template <int BITS>
 __attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64_t i, int64_t groups, __m512i* sums,
                                                      int64_t* bad) {
-  const int64_t begin = a.indptr[i], end = a.indptr[i + 1], nnz = a.nnz;
-  const int64_t limit = int32_degree_limit(BITS, a.agg_in.mult, a.agg_in.zero);
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_setzero_si512();
-  if (begin < 0 || end < begin || end > nnz || end - begin > limit) {
+  int64_t begin, end;
+  if (!smp_row_edges(a, i, BITS, &begin, &end)) {
     ++*bad;
     return 0;
   }
+  const int64_t nnz = a.nnz;
   const int32_t* indices = a.indices;
   const uint32_t* agg = a.agg;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(agg);
