@@ -209,6 +209,7 @@ struct SmpStepArgs {
   const uint32_t* agg;  // rows to aggregate (grid agg_in); nullptr: no aggregation (smp_update, mode appnp)
   int64_t agg_words;
   Grid agg_in, agg_out;
+  int64_t max_degree;  // int32_degree_limit of agg_in, once per call (not a division per row)
   const uint32_t *x, *ax, *h;  // ax: smp_update only (smp_delta aggregates it)
   int64_t x_words, ax_words, h_words;
   Grid gx, gax, gh;
@@ -229,12 +230,11 @@ struct SmpStepArgs {
   int64_t pre_words;
 };
 // Row i's edges [*begin, *end) of the aggregation, when the row is well formed and short enough for
-// exact int32 sums of `bits`-bit codes on agg_in; false (a malformed row, skipped) otherwise.
-inline bool smp_row_edges(const SmpStepArgs& a, int64_t i, int bits, int64_t* begin, int64_t* end) {
+// exact int32 sums of codes on agg_in; false (a malformed row, skipped) otherwise.
+inline bool smp_row_edges(const SmpStepArgs& a, int64_t i, int64_t* begin, int64_t* end) {
   *begin = a.indptr[i];
   *end = a.indptr[i + 1];
-  return *begin >= 0 && *end >= *begin && *end <= a.nnz &&
-         *end - *begin <= int32_degree_limit(bits, a.agg_in.mult, a.agg_in.zero);
+  return *begin >= 0 && *end >= *begin && *end <= a.nnz && *end - *begin <= a.max_degree;
 }
 
 // Energy sum of the rows (sum(dx * dx) for delta, sum(dx * adx) for update) and the number of malformed

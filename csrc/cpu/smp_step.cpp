@@ -98,7 +98,7 @@ int64_t add_neighbours(const SmpStepArgs& a, int64_t begin, int64_t end, int32_t
 int64_t gather(const SmpStepArgs& a, int64_t i, int32_t* acc, int64_t* bad) {
   std::fill(acc, acc + a.cols, 0);
   int64_t begin, end;
-  if (!smp_row_edges(a, i, a.agg_in.bits, &begin, &end)) {
+  if (!smp_row_edges(a, i, &begin, &end)) {
     ++*bad;
     return 0;
   }
@@ -291,6 +291,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
   const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 5, 1u << 1);
   a.agg_in = g[0];
+  a.max_degree = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   a.agg_out = a.gax = g[1];
   a.gx = g[2];
   a.gh = g[3];
@@ -326,6 +327,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
   const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 7, (1u << 1) | (1u << 3) | (1u << 5) | (1u << 6));
   a.agg_in = g[0];
+  a.max_degree = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   a.agg_out = g[1];
   a.gx = g[2];
   a.gax = g[3];

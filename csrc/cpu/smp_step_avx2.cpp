@@ -114,7 +114,7 @@ __attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64
                                                      int64_t* bad) {
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm256_setzero_si256();
   int64_t begin, end;
-  if (!smp_row_edges(a, i, BITS, &begin, &end)) {
+  if (!smp_row_edges(a, i, &begin, &end)) {
     ++*bad;
     return 0;
   }

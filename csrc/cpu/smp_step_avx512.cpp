@@ -105,7 +105,7 @@ __attribute__((always_inline)) inline int64_t gather(const SmpStepArgs& a, int64
                                                      int64_t* bad) {
   for (int64_t grp = 0; grp < groups; ++grp) sums[grp] = _mm512_setzero_si512();
   int64_t begin, end;
-  if (!smp_row_edges(a, i, BITS, &begin, &end)) {
+  if (!smp_row_edges(a, i, &begin, &end)) {
     ++*bad;
     return 0;
   }
