@@ -258,6 +258,9 @@ at c583621 and 66c1717; same machine as last round):
 
 - **PubMed INT2 with budgets at which the multiplier acts**: FP32's alpha_th 0.1, 10 seeds, 75.7 /
   74.6; alpha_th 1.0 (lambda up to 6 in eval), 10 seeds, 76.1 / 74.6; plain 75.6 / 74.9. Not adopted.
+  Nor is METHOD.md's rule as written, without the bound lambda >= 0 (so an energy above the budget
+  drives lambda negative and flips the sign of the constraint term): seeds 0-4, 73.5 / 71.4 against 75.6 / 75.1
+  (a one-off patch of nn/smp.py at f210c2f, not kept and not added to `sweep.jsonl`).
 - **How much five-seed means move without a change of mechanism**: PubMed INT2 at alpha_th 1e-5 and
   1e-6, where lambda is 0 too and only its first update differs, gave 76.2 / 74.7 and 75.3 / 74.0
   (seeds 0-4; plain 75.6 / 75.1). A perturbation that changes a few bits moves a five-seed mean by
