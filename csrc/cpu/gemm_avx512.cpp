@@ -168,7 +168,7 @@ void requant_dots(const GemmArgs& a, const Epilogue& epilogue, int64_t r0, int64
   for (int64_t r = r0; r < r1; ++r) {
     lanes.acc = acc + (r - r0) * a.o_pad;
     lanes.rowsum = _mm512_set1_epi32(rowsum[r - r0]);
-    epilogue.planned_on(lanes, a.o, r, a.out_packed + r * a.out_words, a.out_words);
+    epilogue.planned_on<15>(lanes, a.o, r, a.out_packed + r * a.out_words, a.out_words);
   }
 }
 

@@ -209,7 +209,7 @@ struct SmpStepArgs {
   const uint32_t* agg;  // rows to aggregate (grid agg_in); nullptr: no aggregation (smp_update, mode appnp)
   int64_t agg_words;
   Grid agg_in, agg_out;
-  int64_t max_degree;  // int32_degree_limit of agg_in, once per call (not a division per row)
+  int64_t max_degree;  // int32_degree_limit of agg_in: set once per call by run_blocks (not a division per row)
   const uint32_t *x, *ax, *h;  // ax: smp_update only (smp_delta aggregates it)
   int64_t x_words, ax_words, h_words;
   Grid gx, gax, gh;

@@ -253,7 +253,8 @@ SmpStepArgs common_args(const at::Tensor& indptr, const at::Tensor& indices, con
 using RowsFn = SmpRows (*)(const SmpStepArgs&, int64_t, int64_t, int32_t*);
 
 // Runs fn over every row in blocks of kBlock; returns the energy sum, block partials added in order.
-at::Tensor run_blocks(const SmpStepArgs& a, RowsFn fn) {
+at::Tensor run_blocks(SmpStepArgs a, RowsFn fn) {
+  a.max_degree = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   const int64_t blocks = (a.rows + kBlock - 1) / kBlock;
   std::vector<SmpRows> partial(static_cast<size_t>(blocks), SmpRows{0.0, 0});
   // Small graphs (Cora, PubMed: a millisecond of work) run on the calling thread: waking the pool costs
@@ -291,7 +292,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smp_delta_cpu(
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
   const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 5, 1u << 1);
   a.agg_in = g[0];
-  a.max_degree = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   a.agg_out = a.gax = g[1];
   a.gx = g[2];
   a.gh = g[3];
@@ -327,7 +327,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smp_update_cpu(
   SmpStepArgs a = common_args(indptr, indices, dinv, cols, keep, smooth, eta);
   const std::vector<Grid> g = read_grids(bits, scales, zeros, mults, skews, 7, (1u << 1) | (1u << 3) | (1u << 5) | (1u << 6));
   a.agg_in = g[0];
-  a.max_degree = int32_degree_limit(a.agg_in.bits, a.agg_in.mult, a.agg_in.zero);
   a.agg_out = g[1];
   a.gx = g[2];
   a.gax = g[3];
