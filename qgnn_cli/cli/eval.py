@@ -14,7 +14,8 @@ from qgnn_cli.errors import DataError
 from qgnn_cli.export import PackedModel
 from qgnn_cli.export.pack_model import model_shape
 from qgnn_cli.nn import GraphOperator
-from qgnn_cli.train import load_model, node_features
+from qgnn_cli.train import node_features, trained_split
+from qgnn_cli.train.model_file import load_model_file
 from qgnn_cli.train.metrics import accuracy
 
 
@@ -27,8 +28,8 @@ def evaluate(
     model_path: Path = typer.Argument(..., help="A .qgnn artefact (packed inference) or a model.pt (PyTorch)."),
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset name or .npz path (default: the model's)."),
     data_root: Path | None = typer.Option(None, "--data-root", envvar="QGNN_DATA", help="Dataset folder."),
-    split: str | None = typer.Option(None, "--split", help="public | random | N (default: the model's)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for --split random (default: the model's)."),
+    split: str | None = typer.Option(None, "--split", help="public | random | N (default: the split the model trained on)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --split random, or which stored split public takes (default: the model's)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Run the whole forward pass and report accuracy per split (packed kernels for a .qgnn file)."""
@@ -37,10 +38,13 @@ def evaluate(
         runner = PackedModel.load(model_path)
         config = runner.config
     else:
-        model, train_config = load_model(model_path)
+        model, train_config, extra = load_model_file(model_path)
         config = train_config.resolved().to_dict()
     graph = load_graph(dataset or config["dataset"], data_root)
-    graph = apply_split(graph, split or config.get("split", "public"), config.get("seed", 0) if seed is None else seed)
+    if not packed and split is None and seed is None and dataset is None:
+        graph = trained_split(graph, train_config.resolved(), extra)  # its own split, checked against the file
+    else:
+        graph = apply_split(graph, split or config["split"], config["seed"] if seed is None else seed)
     start = time.perf_counter()
     if packed:
         out = runner.forward(graph)

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from qgnn_cli.cli.output import console, key_value_table, print_json
-from qgnn_cli.data import load_graph
+from qgnn_cli.data import load_graph, split_digest
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.export.ptq import post_training_quantize
-from qgnn_cli.train import load_model, save_model, split_for_run
+from qgnn_cli.train import save_model, split_for_run, trained_split
+from qgnn_cli.train.model_file import load_model_file
 
 
 def _site_bits(items: list[str]) -> dict[str, int]:
@@ -36,15 +37,17 @@ def quantize(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Calibrate quantizer ranges on the graph (dropout off), optionally fine-tune; the PTQ baseline."""
-    fp32, config = load_model(model_path)
-    if dataset is not None:
+    fp32, config, extra = load_model_file(model_path)
+    if dataset is None:
+        graph = trained_split(load_graph(config.dataset, data_root), config.resolved(), extra)
+    else:
         config.dataset = dataset
-    graph = split_for_run(load_graph(config.dataset, data_root), config.resolved(), 0)
+        graph = split_for_run(load_graph(dataset, data_root), config.resolved(), 0)
     if graph.y is None:
         raise ConfigError(f"{graph.name} has no labels to calibrate and report on")
     model, qconfig, numbers = post_training_quantize(fp32, config, graph, bits, bt, _site_bits(site_bits),
                                                      finetune_epochs, seed=config.seed)
-    save_model(out, model, qconfig, graph.num_features, graph.num_classes, numbers)
+    save_model(out, model, qconfig, graph.num_features, graph.num_classes, numbers, split=split_digest(graph))
     result = {"model": str(out), "source": str(model_path), "bits": bits, "bt": bt, "dataset": graph.name, **numbers}
     if json_out:
         print_json(result)

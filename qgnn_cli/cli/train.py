@@ -67,7 +67,7 @@ def train(
     eval_ranges: Optional[str] = typer.Option(
         None, "--eval-ranges", help="Frozen quantizer ranges: clean (default: re-taken at every evaluation from the "
                                     "dropout-free forward) or ema (moving average of the training batches, as the paper)."),
-    split: Optional[str] = typer.Option(None, "--split", help="public (the stored split) or random (re-drawn per seed)" + _default("split")),
+    split: Optional[str] = typer.Option(None, "--split", help="public (the stored split; of several, number seed mod their count) or random (re-drawn per seed)" + _default("split")),
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="Distil from a trained run (its --out folder, one model per seed, or a model.pt) of the "
                                 "same dataset, --split and --seed: its class probabilities on every node become a "

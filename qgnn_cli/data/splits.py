@@ -76,10 +76,14 @@ def select_split(graph: Graph, index: int) -> Graph:
 
 
 def apply_split(graph: Graph, spec: str, seed: int = 0) -> Graph:
-    """Masks chosen by name: ``"public"`` (the stored split; the first of several), ``"random"``
+    """Masks chosen by name: ``"public"`` (the stored split; of S stored ones, number ``seed mod S``, so
+    that consecutive seeds cycle through them as they re-draw random splits), ``"random"``
     (:func:`random_split` with ``seed``) or an integer (that stored split)."""
     if spec == "public":
-        return select_split(graph, 0)
+        stored = num_stored_splits(graph)
+        if stored == 0:
+            raise DataError(f"{graph.name} ships no split: use --split random")
+        return select_split(graph, seed % stored)
     if spec == "random":
         return random_split(graph, seed)
     try:

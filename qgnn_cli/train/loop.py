@@ -20,6 +20,7 @@ Files under ``out`` (when given)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,8 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from qgnn_cli.data import Graph, load_graph, random_split, select_split, split_digest
-from qgnn_cli.data.splits import num_stored_splits
+from qgnn_cli.data import Graph, apply_split, load_graph, split_digest
 from qgnn_cli.errors import ConfigError, DataError
 from qgnn_cli.finite import all_finite
 from qgnn_cli.nn import GraphOperator, maybe_sparse
@@ -54,13 +54,21 @@ def load_dataset(config: TrainConfig) -> Graph:
 
 
 def split_for_run(graph: Graph, config: TrainConfig, run: int) -> Graph:
-    """Run ``run``'s split: a fresh random split per seed, or the stored one (the run-th of several)."""
-    if config.split == "random":
-        return random_split(graph, config.seed + run)
-    stored = num_stored_splits(graph)
-    if stored == 0:
-        raise DataError(f"{graph.name} ships no split: use --split random")
-    return select_split(graph, run % stored)
+    """Run ``run``'s split, the one of its seed (``config.seed + run``): a fresh random split per seed, or
+    the stored one (of several, the seed's turn). A run's model file records that seed, so the file's
+    config alone gives its split back (``split_for_run(graph, saved_config, 0)``)."""
+    return apply_split(graph, config.split, config.seed + run)
+
+
+def trained_split(graph: Graph, config: TrainConfig, extra: dict) -> Graph:
+    """``graph`` with the masks the model of a file (its ``config`` and ``extra``) trained on, checked
+    against the split digest the file records: another split's test nodes would hold its training nodes."""
+    g = split_for_run(graph, config, 0)
+    if "split" in extra and split_digest(g) != extra["split"]:
+        raise ConfigError(f"{graph.name}: the model file's --split {config.split} and seed {config.seed} do not give the "
+                          "masks it records having trained on (files of an older qgnn record the first seed of a "
+                          "multi-run training, not the run's own): retrain it, or give `qgnn eval` --split and --seed")
+    return g
 
 
 def node_features(graph: Graph, config: TrainConfig) -> torch.Tensor:
@@ -210,7 +218,9 @@ def run_training(config: TrainConfig, out: str | Path | None = None, *, resume: 
         result, model = train_model(config, g, seed=seed, run_dir=run_dir, resume=resume, on_epoch=on_epoch, run=run)
         if run_dir is not None:
             headline = {k: v for k, v in result.items() if k != "history"}
-            save_model(run_dir / "model.pt", model, config, g.num_features, g.num_classes, headline,
+            # The run's own seed in the file's config: its split, and what eval/quantize/export rebuild.
+            run_config = dataclasses.replace(config, seed=seed, runs=1)
+            save_model(run_dir / "model.pt", model, run_config, g.num_features, g.num_classes, headline,
                        split=split_digest(g))
             _write_json(done, result)
         results.append(result)

@@ -69,3 +69,44 @@ def test_eval_with_wrong_feature_count_is_a_clear_error(capsys, fp32_model, tmp_
     run(capsys, "export", q, "-o", art, "--json")
     code, _, err = run(capsys, "eval", art, "--dataset", "citeseer", "--data-root", shared_datasets)
     assert code == 2 and "built for 1433 input features, the graph has 3703" in err
+
+
+@pytest.fixture(scope="module")
+def three_random_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    metrics = run_training(TrainConfig(model="smp", layers=2, epochs=4, hidden=8, split="random", runs=3), out)
+    return out, metrics
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eval_and_quantize_use_the_split_the_run_trained_on(capsys, three_random_runs, tmp_path, seed):
+    # Each run's file records its own seed: evaluated on the first seed's split, the runs after it
+    # would report accuracies on test nodes that were their training nodes.
+    out, metrics = three_random_runs
+    model = out / "runs" / f"seed-{seed}" / "model.pt"
+    trained = metrics["runs"][seed]
+    code, text, err = run(capsys, "eval", model, "--json")
+    assert code == 0, err
+    result = json.loads(text)
+    assert result["test_acc"] == pytest.approx(trained["test_acc"])
+    assert result["val_acc"] == pytest.approx(trained["best_val_acc"])
+    code, text, err = run(capsys, "quantize", model, "--bits", "8", "-o", tmp_path / "q.pt", "--json")
+    assert code == 0, err
+    assert json.loads(text)["fp32_test_acc"] == pytest.approx(trained["test_acc"])
+
+
+def test_eval_refuses_a_file_whose_config_misses_its_split(capsys, three_random_runs, tmp_path):
+    # A file of an older qgnn: seed 2's model with the config of the whole training (seed 0, runs 3).
+    from qgnn_cli.train.model_file import load_model_file, save_model
+
+    out, metrics = three_random_runs
+    model, config, extra = load_model_file(out / "runs" / "seed-2" / "model.pt")
+    old = tmp_path / "old.pt"
+    save_model(old, model, TrainConfig(**{**config.to_dict(), "seed": 0, "runs": 3}), extra["num_features"],
+               extra["num_classes"], extra["metrics"], split=extra["split"])
+    code, _, err = run(capsys, "eval", old)
+    assert code == 2 and "do not give the masks it records" in err
+    code, _, err = run(capsys, "quantize", old, "--bits", "4", "-o", tmp_path / "q.pt")
+    assert code == 2 and "do not give the masks it records" in err
+    code, text, err = run(capsys, "eval", old, "--split", "random", "--seed", "2", "--json")  # told explicitly
+    assert code == 0 and json.loads(text)["test_acc"] == pytest.approx(metrics["runs"][2]["test_acc"])

@@ -64,5 +64,11 @@ def test_apply_split_by_name(cora, shared_datasets):
     assert torch.equal(apply_split(cora, "random", seed=9).train_mask, random_split(cora, 9).train_mask)
     chameleon = load_graph("chameleon", shared_datasets)
     assert torch.equal(apply_split(chameleon, "2").test_mask, chameleon.test_mask[2])
+    # "public" with several stored splits: the seed's turn, so that seeds cycle through them.
+    stored = chameleon.test_mask.shape[0]
+    assert torch.equal(apply_split(chameleon, "public", seed=stored + 3).test_mask, chameleon.test_mask[3])
+    assert apply_split(cora, "public", seed=5) is cora
+    with pytest.raises(DataError, match="ships no split: use --split random"):
+        apply_split(cora.with_masks(None, None, None), "public")
     with pytest.raises(DataError, match="split 'first' is not 'public', 'random' or a split number"):
         apply_split(cora, "first")
