@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py --jobs 2                       # the full grid (hours on 2 cores)
     python benchmarks/accuracy.py --datasets cora --layers 10    # a slice
     python benchmarks/accuracy.py --datasets cora --distill      # + students distilled from FP32
+    python benchmarks/accuracy.py --datasets cora --warm         # + QAT started from the FP32 weights
     python benchmarks/accuracy.py --render-only                  # rebuild the table from the log
 
 Every finished run (one seed of one cell) is appended to a JSON-lines log as soon as it ends, so an
@@ -57,6 +58,9 @@ ABLATIONS = {"SMP, exact gradient": {"smp_grad": "exact"}, "APPNP (no constraint
 # Knowledge distillation (beyond the paper, train/distill.py): the student also fits the class
 # probabilities of the FP32 run of its own seed (the FP32 row's run, retrained in the worker: the same bits).
 DISTILLED = {"SMP, distilled from FP32": {"teacher": "FP32"}}
+# Warm start (beyond the paper, train/source_run.py): QAT from the weights of the FP32 run of its own seed
+# (retrained in the worker, as the teacher is) instead of from random ones.
+WARM = {"SMP, from FP32 weights": {"init_from": "FP32"}}
 TARGETS = {"FP32": 82.8, "INT8": 82.1, "INT4": 81.0, "INT2-BT*": 77.8}
 
 
@@ -79,11 +83,17 @@ def run_one(task: dict) -> dict:
     fields = {**CONFIGS[task["config"]], **task["overrides"], **common}
     start = time.perf_counter()
     extra = {}
-    with tempfile.TemporaryDirectory(prefix="qgnn-teacher-") as folder:
-        if fields.get("teacher") in CONFIGS:  # a config name: train that run of this seed first
-            teacher = run_training(TrainConfig.from_dict({**CONFIGS[fields["teacher"]], **common}), folder)["runs"][0]
-            fields["teacher"] = folder
-            extra = {"teacher_test_acc": teacher["test_acc"], "teacher_val_acc": teacher["best_val_acc"]}
+    with tempfile.TemporaryDirectory(prefix="qgnn-source-") as folder:
+        sources: dict = {}
+        for key, prefix in (("teacher", "teacher"), ("init_from", "init")):
+            name = fields.get(key)
+            if name in CONFIGS:  # a config name: train that run of this seed first (once for both uses)
+                out = f"{folder}/{name}"
+                if name not in sources:
+                    sources[name] = run_training(TrainConfig.from_dict({**CONFIGS[name], **common}), out)["runs"][0]
+                fields[key] = out
+                extra.update({f"{prefix}_test_acc": sources[name]["test_acc"],
+                              f"{prefix}_val_acc": sources[name]["best_val_acc"]})
         metrics = run_training(TrainConfig.from_dict(fields))
     run = metrics["runs"][0]
     return {**{k: task[k] for k in ("dataset", "variant", "config", "layers", "seed", "split", "epochs")},
@@ -657,7 +667,7 @@ def render_targets(cells: dict) -> list[str]:
     for config, target in TARGETS.items():
         m = _mean(cells, ("cora", "SMP", config, 10))
         row(f"Cora K=10 {config} >= {target}", m, None if m is None else _at_least(m, target))
-    distilled = next(iter(DISTILLED))
+    distilled, warm = next(iter(DISTILLED)), next(iter(WARM))
     for variant, label in (("SMP", ""), (distilled, " (distilled)")):
         for config in ("INT2", "INT2-BT*"):
             for k in (32, 64):
@@ -669,7 +679,8 @@ def render_targets(cells: dict) -> list[str]:
     # distilled the same way: the teacher's targets help FP32 too.
     for d in ("cora", "citeseer", "pubmed"):
         for variant, label, reference in (("SMP", "", "SMP"), (distilled, " (distilled)", "SMP"),
-                                          (distilled, " (distilled)", distilled)):
+                                          (distilled, " (distilled)", distilled),
+                                          (warm, " (from FP32 weights)", "SMP")):
             if variant != "SMP" and (d, reference, "FP32", 10) not in cells:
                 continue
             ref = "FP32" if reference == "SMP" else "FP32 distilled"
@@ -697,7 +708,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
         out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
                 + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
                 "|---|---|" + "---|" * len(layers) + "---|"]
-        for variant in ["SMP"] + list(DISTILLED) + list(ABLATIONS) + list(GCN_VARIANTS):
+        for variant in ["SMP"] + list(DISTILLED) + list(WARM) + list(ABLATIONS) + list(GCN_VARIANTS):
             for config in CONFIGS:
                 present = [cells.get((d, variant, config, k)) for k in layers]
                 if not any(present):
@@ -751,6 +762,11 @@ def tasks_for(args) -> list[dict]:
                         for config in args.distill_configs:
                             tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
                                           "layers": layers, "seed": seed, "overrides": overrides})
+                if args.warm:
+                    for variant, overrides in WARM.items():
+                        for config in args.warm_configs:
+                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
+                                          "layers": layers, "seed": seed, "overrides": overrides})
                 if args.ablation:
                     for variant, overrides in ABLATIONS.items():
                         for config in args.gcn_configs:
@@ -781,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distill", action="store_true", help="also run students distilled from the FP32 run of their seed")
     p.add_argument("--distill-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
                    help="configs of the --distill rows")
+    p.add_argument("--warm", action="store_true", help="also run QAT from the weights of the FP32 run of their seed")
+    p.add_argument("--warm-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
+                   help="configs of the --warm rows")
     p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timing", action="store_true", help="also time FP32 vs quantized epochs (interleaved)")
@@ -790,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--command", default=None, help="the command line to record in RESULTS.md")
     args = p.parse_args(argv)
-    for c in args.configs + args.gcn_configs + args.distill_configs:
+    for c in args.configs + args.gcn_configs + args.distill_configs + args.warm_configs:
         if c not in CONFIGS:
             p.error(f"unknown config {c}: expected one of {', '.join(CONFIGS)}")
     command = args.command or "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)

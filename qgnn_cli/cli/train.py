@@ -72,6 +72,10 @@ def train(
         None, "--teacher", help="Distil from a trained run (its --out folder, one model per seed, or a model.pt) of the "
                                 "same dataset, --split and --seed: its class probabilities on every node become a "
                                 "second target. Typically the FP32 run for a 2-bit student."),
+    init_from: Optional[str] = typer.Option(
+        None, "--init-from", help="Start from the weights of a trained run (its --out folder, one model per seed, or a "
+                                  "model.pt) of the same dataset, --split, --seed and model shape: QAT warm-started "
+                                  "from the FP32 run instead of from random weights."),
     kd_weight: Optional[float] = typer.Option(None, "--kd-weight", help="Weight of the distillation term" + _default("kd_weight")),
     kd_temperature: Optional[float] = typer.Option(None, "--kd-temperature", help="Softmax temperature of the distillation term" + _default("kd_temperature")),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the weights, the dropout and a random split" + _default("seed")),
@@ -95,6 +99,7 @@ def train(
         "lr_step": lr_step, "lr_gamma": lr_gamma, "dropout": dropout, "alpha_th": alpha_th,
         "eta_lambda": eta_lambda, "mu": mu, "eta": eta, "eta_s": eta_s, "gcn_lambda_lr": gcn_lambda_lr,
         "normalize_features": normalize_features, "eval_ranges": eval_ranges, "split": split, "teacher": teacher,
+        "init_from": init_from,
         "kd_weight": kd_weight, "kd_temperature": kd_temperature, "seed": seed, "runs": runs,
         "checkpoint_every": checkpoint_every,
     }

@@ -57,6 +57,9 @@ class TrainConfig:
     # Knowledge distillation (train/distill.py): a trained run (its folder or a model.pt) of the same
     # split whose class probabilities on every node are a second target, weighted by kd_weight.
     teacher: str | None = None
+    # Warm start (train/source_run.py): a trained run (its folder or a model.pt) of the same split and
+    # model shape whose weights this run starts from, e.g. QAT from the FP32 run of the seed.
+    init_from: str | None = None
     kd_weight: float = 1.0
     kd_temperature: float = 1.0
     split: str = "public"
@@ -143,5 +146,7 @@ class TrainConfig:
             need(float(getattr(self, name)) >= 0.0, f"{name} must be non-negative")
         need(self.alpha_th is None or self.alpha_th >= 0.0, "alpha_th must be non-negative")
         need(self.teacher is None or isinstance(self.teacher, str), "teacher must be a path (a training folder or model.pt)")
+        need(self.init_from is None or isinstance(self.init_from, str),
+             "init_from must be a path (a training folder or model.pt)")
         need(float(self.kd_temperature) > 0.0, f"kd_temperature must be positive, got {self.kd_temperature}")
         return self

@@ -6,7 +6,7 @@ without weight decay; everything else at ``lr`` with ``weight_decay``, times ``l
 Lagrangian term) and, with a teacher, the distillation term (train/distill.py), and the test
 accuracy reported at the epoch of best validation accuracy. Each epoch's evaluation also sets the
 quantizers' frozen ranges from its own dropout-free tensors (``eval_ranges="clean"``,
-quant/calibrate.py). The saved model is the best-validation one, ranges included, so its
+quant/calibrate.py). With ``init_from`` the weights start from another run's (train/source_run.py). The saved model is the best-validation one, ranges included, so its
 predictions are the reported ones.
 
 Files under ``out`` (when given)::
@@ -41,6 +41,7 @@ from qgnn_cli.train.config import TrainConfig
 from qgnn_cli.train.distill import distillation_loss, teacher_log_probs
 from qgnn_cli.train.metrics import accuracy, summarize
 from qgnn_cli.train.model_file import model_from_config, save_model
+from qgnn_cli.train.source_run import init_from_run
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -120,6 +121,8 @@ def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, r
     x, y = maybe_sparse(node_features(graph, config)), graph.y
     train_mask, val_mask, test_mask = graph.train_mask, graph.val_mask, graph.test_mask
     model = model_from_config(config, graph.num_features, graph.num_classes)
+    if config.init_from is not None:
+        init_from_run(model, config.init_from, graph, seed)
     teacher = teacher_log_probs(config, graph, seed) if config.teacher is not None else None
     opt, sched = _optimizer(model, config)
 

@@ -48,7 +48,7 @@ def test_toml_config(tmp_path, capsys):
     assert "bits 2 (bt*)" in capsys.readouterr().out
 
 
-def test_teacher_flag_distils_from_a_training_folder(tmp_path, capsys):
+def test_teacher_and_init_from_flags_take_a_training_folder(tmp_path, capsys):
     small = ["--epochs", "2", "--layers", "2", "--hidden", "8"]
     assert main(["train", "cora", *small, "--out", str(tmp_path / "fp32")]) == 0
     out = tmp_path / "int2"
@@ -58,6 +58,9 @@ def test_teacher_flag_distils_from_a_training_folder(tmp_path, capsys):
     assert config["teacher"] == str(tmp_path / "fp32") and config["kd_temperature"] == 2.0
     capsys.readouterr()
     assert main(["train", "cora", "--bits", "2", *small, "--seed", "1", "--teacher", str(tmp_path / "fp32")]) == 2
+    warm = tmp_path / "warm"
+    assert main(["train", "cora", "--bits", "2", *small, "--init-from", str(tmp_path / "fp32"), "--out", str(warm)]) == 0
+    assert json.loads((warm / "metrics.json").read_text())["config"]["init_from"] == str(tmp_path / "fp32")
     err = capsys.readouterr().err
     assert "no run for seed 1" in err and "Traceback" not in err
 
