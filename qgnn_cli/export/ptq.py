@@ -3,8 +3,8 @@
 The baseline that shows what QAT buys: copy the FP32 weights into a model built with quantizer sites
 (``bits``, ``bt``, per-group overrides), calibrate every site's range on the graph with one
 training-mode forward with dropout off (the sites' first batch: running min/max and the alpha grid
-search, ``quant/qlr.py``), and optionally fine-tune a few epochs with QAT (the protocol of
-``train/loop.py``: Adam, alphas in their own group, NLL on the training nodes, best validation kept).
+search, ``quant/qlr.py``), and optionally fine-tune a few epochs with QAT (``train_model`` on the
+calibrated model: train/loop.py's protocol, best validation kept).
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import dataclasses
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qgnn_cli.data import Graph
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.nn import GraphOperator
-from qgnn_cli.quant import clean_ranges
-from qgnn_cli.train import TrainConfig, model_from_config, node_features
+from qgnn_cli.train import TrainConfig, model_from_config, node_features, train_model
 from qgnn_cli.train.metrics import accuracy
 
 
 def quantized_config(config: TrainConfig, bits: int, bt: str = "none", site_bits: dict | None = None) -> TrainConfig:
     """The FP32 model's (resolved) config with the quantization settings replaced, validated."""
     base = config.resolved()
-    return dataclasses.replace(base, bits=bits, bt=bt, site_bits=dict(site_bits or {})).validated()
+    # Not the FP32 run's teacher or warm start: a fine-tune is plain QAT from the calibrated model.
+    return dataclasses.replace(base, bits=bits, bt=bt, site_bits=dict(site_bits or {}), teacher=None,
+                               init_from=None).validated()
 
 
 @contextmanager
@@ -52,36 +52,6 @@ def calibrate(model: nn.Module, x: torch.Tensor, op: GraphOperator) -> nn.Module
     with _no_dropout(model):
         model(x, op)
     return model.eval()
-
-
-def finetune(model: nn.Module, config: TrainConfig, graph: Graph, x: torch.Tensor, op: GraphOperator,
-             epochs: int) -> dict:
-    """A short QAT fine-tune (train/loop.py's protocol, fresh optimizer); keeps the best-validation state."""
-    alphas = [p for n, p in model.named_parameters() if n.endswith("alpha")]
-    others = [p for n, p in model.named_parameters() if not n.endswith("alpha")]
-    opt = torch.optim.Adam([{"params": others, "lr": config.lr, "weight_decay": config.weight_decay},
-                            {"params": alphas, "lr": config.lr_alpha, "weight_decay": 0.0}])
-    y = graph.y
-    model.eval()
-    with torch.no_grad():
-        best = {"val_acc": accuracy(model(x, op), y, graph.val_mask), "epoch": -1}
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    for epoch in range(epochs):
-        model.train()
-        opt.zero_grad()
-        out = model(x, op)
-        loss = F.nll_loss(out[graph.train_mask], y[graph.train_mask]) + model.penalty()
-        loss.backward()
-        opt.step()
-        model.ascent()
-        model.eval()
-        with torch.no_grad(), clean_ranges(model, config.eval_ranges == "clean"):
-            val = accuracy(model(x, op), y, graph.val_mask)
-        if val > best["val_acc"]:
-            best = {"val_acc": val, "epoch": epoch}
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return best
 
 
 def post_training_quantize(fp32_model: nn.Module, fp32_config: TrainConfig, graph: Graph, bits: int,
@@ -109,10 +79,7 @@ def post_training_quantize(fp32_model: nn.Module, fp32_config: TrainConfig, grap
                "ptq_test_acc": accuracy(ptq_out, graph.y, graph.test_mask),
                "ptq_val_acc": accuracy(ptq_out, graph.y, graph.val_mask)}
     if finetune_epochs:
-        best = finetune(model, config, graph, x, op, finetune_epochs)
-        with torch.no_grad():
-            out = model(x, op)
-        numbers.update({"finetune_epochs": finetune_epochs, "finetune_best_epoch": best["epoch"],
-                        "finetuned_test_acc": accuracy(out, graph.y, graph.test_mask),
-                        "finetuned_val_acc": accuracy(out, graph.y, graph.val_mask)})
+        result, model = train_model(dataclasses.replace(config, epochs=finetune_epochs), graph, seed=seed, model=model)
+        numbers.update({"finetune_epochs": finetune_epochs, "finetune_best_epoch": result["best_epoch"],
+                        "finetuned_test_acc": result["test_acc"], "finetuned_val_acc": result["best_val_acc"]})
     return model.eval(), config, numbers

@@ -112,17 +112,20 @@ def _finite(loss: torch.Tensor, model: torch.nn.Module) -> bool:
 
 
 def train_model(config: TrainConfig, graph: Graph, *, seed: int | None = None, run_dir: Path | None = None,
-                resume: bool = False, on_epoch: EpochCallback | None = None, run: int = 0) -> tuple[dict, torch.nn.Module]:
-    """Train one model on ``graph`` (masks already chosen); returns (result, best-validation model)."""
+                resume: bool = False, on_epoch: EpochCallback | None = None, run: int = 0,
+                model: torch.nn.Module | None = None) -> tuple[dict, torch.nn.Module]:
+    """Train one model on ``graph`` (masks already chosen); returns (result, best-validation model).
+    ``model``: train that one (a calibrated PTQ model, export/ptq.py) instead of a new one of ``config``."""
     config = config.resolved()
     seed = config.seed if seed is None else seed
     torch.manual_seed(seed)
     op = GraphOperator.from_adj(graph.adj)
     x, y = maybe_sparse(node_features(graph, config)), graph.y
     train_mask, val_mask, test_mask = graph.train_mask, graph.val_mask, graph.test_mask
-    model = model_from_config(config, graph.num_features, graph.num_classes)
-    if config.init_from is not None:
-        init_from_run(model, config.init_from, graph, seed)
+    if model is None:
+        model = model_from_config(config, graph.num_features, graph.num_classes)
+        if config.init_from is not None:
+            init_from_run(model, config.init_from, graph, seed)
     teacher = teacher_log_probs(config, graph, seed) if config.teacher is not None else None
     opt, sched = _optimizer(model, config)
 
