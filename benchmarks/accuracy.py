@@ -4,6 +4,7 @@
     python benchmarks/accuracy.py --datasets cora --layers 10    # a slice
     python benchmarks/accuracy.py --datasets cora --distill      # + students distilled from FP32
     python benchmarks/accuracy.py --datasets cora --warm         # + QAT started from the FP32 weights
+    python benchmarks/accuracy.py --datasets cora --ptq          # + the FP32 runs quantized after training
     python benchmarks/accuracy.py --render-only                  # rebuild the table from the log
 
 Every finished run (one seed of one cell) is appended to a JSON-lines log as soon as it ends, so an
@@ -61,11 +62,20 @@ DISTILLED = {"SMP, distilled from FP32": {"teacher": "FP32"}}
 # Warm start (beyond the paper, train/source_run.py): QAT from the weights of the FP32 run of its own seed
 # (retrained in the worker, as the teacher is) instead of from random ones.
 WARM = {"SMP, from FP32 weights": {"init_from": "FP32"}}
+# Post-training quantization (export/ptq.py, `qgnn quantize`), the baseline that shows what QAT buys:
+# the FP32 run of the seed, its sites calibrated on the graph for each config's bits, no training.
+PTQ = "PTQ of FP32 (no QAT)"
+PTQ_CONFIGS = ("INT8", "INT4", "INT2", "INT2-BT*")
 TARGETS = {"FP32": 82.8, "INT8": 82.1, "INT4": 81.0, "INT2-BT*": 77.8}
 
 
 def cell_key(row: dict) -> tuple:
     return (row["dataset"], row["variant"], row["config"], row["layers"], row["seed"])
+
+
+def task_keys(task: dict) -> list[tuple]:
+    """The cells a task logs: one, or a PTQ task's one per config (all from one FP32 run)."""
+    return [cell_key({**task, "config": c}) for c in task.get("ptq_configs", [task["config"]])]
 
 
 def run_one(task: dict) -> dict:
@@ -101,6 +111,40 @@ def run_one(task: dict) -> dict:
             "best_epoch": run["best_epoch"], "epoch_time_s": run["epoch_time_s"],
             "diverged_epoch": run["diverged_epoch"], **extra,
             "wall_s": time.perf_counter() - start}
+
+
+def run_ptq(task: dict) -> list[dict]:
+    """Train the FP32 run of one seed, then quantize it after training to each of ``task["ptq_configs"]``
+    (calibration only); one log row per config, its accuracies those of the calibrated model."""
+    import torch
+
+    torch.set_num_threads(1)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from qgnn_cli.data import load_graph
+    from qgnn_cli.export.ptq import post_training_quantize
+    from qgnn_cli.train import TrainConfig, run_training, trained_split
+    from qgnn_cli.train.model_file import load_model_file
+
+    common = {"dataset": task["dataset"], "data_root": task["data_root"], "layers": task["layers"],
+              "seed": task["seed"], "split": task["split"], "epochs": task["epochs"], "runs": 1}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="qgnn-ptq-") as folder:
+        fp32 = run_training(TrainConfig.from_dict({**CONFIGS["FP32"], **common}), folder)["runs"][0]
+        model, config, extra = load_model_file(Path(folder) / "runs" / f"seed-{task['seed']}" / "model.pt")
+    graph = trained_split(load_graph(task["dataset"], task["data_root"]), config, extra)
+    rows = []
+    for name in task["ptq_configs"]:
+        c = CONFIGS[name]
+        t0 = time.perf_counter()
+        _, _, numbers = post_training_quantize(model, config, graph, c["bits"], c.get("bt", "none"), seed=task["seed"])
+        rows.append({**{k: task[k] for k in ("dataset", "variant", "layers", "seed", "split", "epochs")},
+                     "config": name, "overrides": {}, "test_acc": numbers["ptq_test_acc"],
+                     "best_val_acc": numbers["ptq_val_acc"], "best_epoch": None, "epoch_time_s": None,
+                     "diverged_epoch": None, "fp32_test_acc": fp32["test_acc"], "fp32_val_acc": fp32["best_val_acc"],
+                     "ptq_s": time.perf_counter() - t0, "wall_s": time.perf_counter() - start})
+    return rows
 
 
 def timing_path(log: Path) -> Path:
@@ -708,7 +752,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
         out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
                 + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
                 "|---|---|" + "---|" * len(layers) + "---|"]
-        for variant in ["SMP"] + list(DISTILLED) + list(WARM) + list(ABLATIONS) + list(GCN_VARIANTS):
+        for variant in ["SMP"] + list(DISTILLED) + list(WARM) + [PTQ] + list(ABLATIONS) + list(GCN_VARIANTS):
             for config in CONFIGS:
                 present = [cells.get((d, variant, config, k)) for k in layers]
                 if not any(present):
@@ -721,7 +765,8 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
                         continue
                     m, s = _stats([100 * r["test_acc"] for r in runs])
                     acc.append(f"{m:.1f} ± {s:.1f} (n={len(runs)})")
-                    times.append(f"{1000 * _stats([r['epoch_time_s'] for r in runs])[0]:.0f} ms")
+                    epochs = [r["epoch_time_s"] for r in runs if r["epoch_time_s"] is not None]
+                    times.append(f"{1000 * _stats(epochs)[0]:.0f} ms" if epochs else "-")  # PTQ trains nothing
                 out.append(f"| {variant} | {config} | " + " | ".join(acc) + " | " + " / ".join(times) + " |")
         out.append("")
     out += [SUMMARY]
@@ -767,6 +812,9 @@ def tasks_for(args) -> list[dict]:
                         for config in args.warm_configs:
                             tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
                                           "layers": layers, "seed": seed, "overrides": overrides})
+                if args.ptq:
+                    tasks.append({**base, "dataset": dataset, "variant": PTQ, "config": "FP32", "layers": layers,
+                                  "seed": seed, "overrides": {}, "ptq_configs": args.ptq_configs})
                 if args.ablation:
                     for variant, overrides in ABLATIONS.items():
                         for config in args.gcn_configs:
@@ -800,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm", action="store_true", help="also run QAT from the weights of the FP32 run of their seed")
     p.add_argument("--warm-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
                    help="configs of the --warm rows")
+    p.add_argument("--ptq", action="store_true", help="also quantize the FP32 run of each seed after training (no QAT)")
+    p.add_argument("--ptq-configs", type=lambda s: s.split(","), default=list(PTQ_CONFIGS),
+                   help="configs of the --ptq rows")
     p.add_argument("--data-root", default=os.environ.get("QGNN_DATA", str(HERE.parents[1] / "shared" / "datasets")))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timing", action="store_true", help="also time FP32 vs quantized epochs (interleaved)")
@@ -809,23 +860,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--command", default=None, help="the command line to record in RESULTS.md")
     args = p.parse_args(argv)
-    for c in args.configs + args.gcn_configs + args.distill_configs + args.warm_configs:
+    for c in args.configs + args.gcn_configs + args.distill_configs + args.warm_configs + args.ptq_configs:
         if c not in CONFIGS:
             p.error(f"unknown config {c}: expected one of {', '.join(CONFIGS)}")
     command = args.command or "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     args.log.parent.mkdir(parents=True, exist_ok=True)
     done = {cell_key(r) for r in read_log(args.log)}
-    todo = [t for t in tasks_for(args) if cell_key(t) not in done] if not args.render_only else []
+    todo = [t for t in tasks_for(args) if any(k not in done for k in task_keys(t))] if not args.render_only else []
     print(f"{len(todo)} runs to do ({len(done)} already in {args.log})", flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, t): t for t in todo}
+        futures = {pool.submit(run_ptq if "ptq_configs" in t else run_one, t): t for t in todo}
         for i, fut in enumerate(as_completed(futures), 1):
-            row = fut.result()
-            with open(args.log, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"[{i}/{len(todo)}] {row['dataset']} {row['variant']} {row['config']} K={row['layers']} "
-                  f"seed {row['seed']}: test {100 * row['test_acc']:.1f} ({row['wall_s']:.0f} s)", flush=True)
+            rows = fut.result()
+            for row in rows if isinstance(rows, list) else [rows]:
+                with open(args.log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"[{i}/{len(todo)}] {row['dataset']} {row['variant']} {row['config']} K={row['layers']} "
+                      f"seed {row['seed']}: test {100 * row['test_acc']:.1f} ({row['wall_s']:.0f} s)", flush=True)
             write_section(render(read_log(args.log), command, read_timing(args.log)), args.results)
     if args.timing and not args.render_only:
         for dataset in args.datasets:
