@@ -78,18 +78,23 @@ def task_keys(task: dict) -> list[tuple]:
     return [cell_key({**task, "config": c}) for c in task.get("ptq_configs", [task["config"]])]
 
 
-def run_one(task: dict) -> dict:
-    """Train one seed of one cell in this (worker) process; returns the log row."""
+def _worker_run(task: dict) -> dict:
+    """One torch thread in this worker; the TrainConfig fields of the task's dataset, depth, seed and split."""
+    import warnings
+
     import torch
 
     torch.set_num_threads(1)
-    import warnings
-
     warnings.filterwarnings("ignore")
+    return {"dataset": task["dataset"], "data_root": task["data_root"], "layers": task["layers"],
+            "seed": task["seed"], "split": task["split"], "epochs": task["epochs"], "runs": 1}
+
+
+def run_one(task: dict) -> dict:
+    """Train one seed of one cell in this (worker) process; returns the log row."""
+    common = _worker_run(task)
     from qgnn_cli.train import TrainConfig, run_training
 
-    common = {"dataset": task["dataset"], "data_root": task["data_root"], "layers": task["layers"],
-              "seed": task["seed"], "split": task["split"], "epochs": task["epochs"], "runs": 1}
     fields = {**CONFIGS[task["config"]], **task["overrides"], **common}
     start = time.perf_counter()
     extra = {}
@@ -116,19 +121,12 @@ def run_one(task: dict) -> dict:
 def run_ptq(task: dict) -> list[dict]:
     """Train the FP32 run of one seed, then quantize it after training to each of ``task["ptq_configs"]``
     (calibration only); one log row per config, its accuracies those of the calibrated model."""
-    import torch
-
-    torch.set_num_threads(1)
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    common = _worker_run(task)
     from qgnn_cli.data import load_graph
     from qgnn_cli.export.ptq import post_training_quantize
     from qgnn_cli.train import TrainConfig, run_training, trained_split
     from qgnn_cli.train.model_file import load_model_file
 
-    common = {"dataset": task["dataset"], "data_root": task["data_root"], "layers": task["layers"],
-              "seed": task["seed"], "split": task["split"], "epochs": task["epochs"], "runs": 1}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qgnn-ptq-") as folder:
         fp32 = run_training(TrainConfig.from_dict({**CONFIGS["FP32"], **common}), folder)["runs"][0]
