@@ -14,7 +14,7 @@ from qgnn_cli.errors import DataError
 from qgnn_cli.export import PackedModel
 from qgnn_cli.export.pack_model import model_shape
 from qgnn_cli.nn import GraphOperator
-from qgnn_cli.train import node_features, trained_split
+from qgnn_cli.train import TrainConfig, node_features, trained_split
 from qgnn_cli.train.model_file import load_model_file
 from qgnn_cli.train.metrics import accuracy
 
@@ -36,13 +36,13 @@ def evaluate(
     packed = model_path.suffix != ".pt"
     if packed:
         runner = PackedModel.load(model_path)
-        config = runner.config
+        config, recorded = runner.config, {k: v for k, v in runner.meta.items() if k == "split"}
     else:
-        model, train_config, extra = load_model_file(model_path)
+        model, train_config, recorded = load_model_file(model_path)
         config = train_config.resolved().to_dict()
     graph = load_graph(dataset or config["dataset"], data_root)
-    if not packed and split is None and seed is None and dataset is None:
-        graph = trained_split(graph, train_config.resolved(), extra)  # its own split, checked against the file
+    if split is None and seed is None and dataset is None:  # its own split, checked against the file
+        graph = trained_split(graph, TrainConfig.from_dict(config), recorded)
     else:
         graph = apply_split(graph, split or config["split"], config["seed"] if seed is None else seed)
     start = time.perf_counter()

@@ -9,7 +9,7 @@ import typer
 from qgnn_cli.cli.output import console, key_value_table, print_json
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.export import export_model
-from qgnn_cli.train import load_model
+from qgnn_cli.train.model_file import load_model_file
 
 
 def export(
@@ -18,10 +18,10 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Pack weights as b-bit codes with every site's scale and zero point; header with version and checksum."""
-    model, config = load_model(model_path)
+    model, config, extra = load_model_file(model_path)
     if not config.quantized:
         raise ConfigError(f"{model_path} is a full-precision model: quantize it first (`qgnn quantize`)")
-    info = export_model(model, config, out)
+    info = export_model(model, config, out, split=extra.get("split"))
     model_bytes = model_path.stat().st_size
     info.update({
         "model_file": str(model_path), "model_file_bytes": model_bytes,

@@ -4,6 +4,7 @@ What the artefact holds (``meta`` is JSON in the header, tensors are the payload
 
     meta = {"kind": "qgnn-packed-model", "model": "smp" | "gcn",
             "config": TrainConfig.to_dict() (resolved; the runtime rebuilds the structure from it),
+            "split": digest of the masks it trained on (optional; train/loop.py trained_split),
             "num_features", "num_classes",
             "sites": [[name, bits, zero, mult, skew], ...]   every site, forward order (bits 32: off),
             "linears": {path: {"in", "out", "bias", "packed"}},
@@ -130,9 +131,12 @@ def read_sites(entries: list, scales: torch.Tensor | None) -> list[dict]:
     return out
 
 
-def export_model(model: nn.Module, config, path) -> dict:
-    """Write ``model`` (built from ``config``, a TrainConfig) to a ``.qgnn`` file; returns size figures."""
+def export_model(model: nn.Module, config, path, split: str | None = None) -> dict:
+    """Write ``model`` (built from ``config``, a TrainConfig) to a ``.qgnn`` file; returns size figures.
+    ``split``: the digest of the masks it trained on (the model file's), for ``qgnn eval`` to check."""
     tensors, meta = pack_model(model, config.resolved().to_dict())
+    if split is not None:
+        meta["split"] = split
     size = write_artifact(path, tensors, meta)
     fp32 = fp32_bytes(model)
     return {"path": str(path), "file_bytes": size, "fp32_weight_bytes": fp32, "packed_tensor_bytes":

@@ -92,7 +92,13 @@ def test_eval_and_quantize_use_the_split_the_run_trained_on(capsys, three_random
     assert result["val_acc"] == pytest.approx(trained["best_val_acc"])
     code, text, err = run(capsys, "quantize", model, "--bits", "8", "-o", tmp_path / "q.pt", "--json")
     assert code == 0, err
-    assert json.loads(text)["fp32_test_acc"] == pytest.approx(trained["test_acc"])
+    ptq = json.loads(text)
+    assert ptq["fp32_test_acc"] == pytest.approx(trained["test_acc"])
+    # The artefact carries the split on: its packed eval is on the run's split too.
+    assert run(capsys, "export", tmp_path / "q.pt", "-o", tmp_path / "q.qgnn", "--json")[0] == 0
+    code, text, err = run(capsys, "eval", tmp_path / "q.qgnn", "--json")
+    assert code == 0, err
+    assert json.loads(text)["test_acc"] == pytest.approx(ptq["ptq_test_acc"])
 
 
 def test_eval_refuses_a_file_whose_config_misses_its_split(capsys, three_random_runs, tmp_path):
