@@ -62,6 +62,8 @@ DISTILLED = {"SMP, distilled from FP32": {"teacher": "FP32"}}
 # Warm start (beyond the paper, train/source_run.py): QAT from the weights of the FP32 run of its own seed
 # (retrained in the worker, as the teacher is) instead of from random ones.
 WARM = {"SMP, from FP32 weights": {"init_from": "FP32"}}
+# Both: from the FP32 weights, with the same run as the teacher.
+WARM_DISTILLED = {"SMP, from FP32 weights, distilled": {"init_from": "FP32", "teacher": "FP32"}}
 # Post-training quantization (export/ptq.py, `qgnn quantize`), the baseline that shows what QAT buys:
 # the FP32 run of the seed, its sites calibrated on the graph for each config's bits, no training.
 PTQ = "PTQ of FP32 (no QAT)"
@@ -709,7 +711,7 @@ def render_targets(cells: dict) -> list[str]:
     for config, target in TARGETS.items():
         m = _mean(cells, ("cora", "SMP", config, 10))
         row(f"Cora K=10 {config} >= {target}", m, None if m is None else _at_least(m, target))
-    distilled, warm = next(iter(DISTILLED)), next(iter(WARM))
+    distilled, warm, warm_kd = next(iter(DISTILLED)), next(iter(WARM)), next(iter(WARM_DISTILLED))
     for variant, label in (("SMP", ""), (distilled, " (distilled)")):
         for config in ("INT2", "INT2-BT*"):
             for k in (32, 64):
@@ -722,7 +724,9 @@ def render_targets(cells: dict) -> list[str]:
     for d in ("cora", "citeseer", "pubmed"):
         for variant, label, reference in (("SMP", "", "SMP"), (distilled, " (distilled)", "SMP"),
                                           (distilled, " (distilled)", distilled),
-                                          (warm, " (from FP32 weights)", "SMP")):
+                                          (warm, " (from FP32 weights)", "SMP"),
+                                          (warm_kd, " (from FP32 weights, distilled)", "SMP"),
+                                          (warm_kd, " (from FP32 weights, distilled)", distilled)):
             if variant != "SMP" and (d, reference, "FP32", 10) not in cells:
                 continue
             ref = "FP32" if reference == "SMP" else "FP32 distilled"
@@ -750,7 +754,7 @@ def render(rows: list[dict], command: str, timing: dict | None = None) -> str:
         out += [f"### {d}", "", "| model | config | " + " | ".join(f"K={k}" for k in layers)
                 + " | epoch time " + " / ".join(f"K={k}" for k in layers) + " |",
                 "|---|---|" + "---|" * len(layers) + "---|"]
-        for variant in ["SMP"] + list(DISTILLED) + list(WARM) + [PTQ] + list(ABLATIONS) + list(GCN_VARIANTS):
+        for variant in ["SMP"] + list(DISTILLED) + list(WARM) + list(WARM_DISTILLED) + [PTQ] + list(ABLATIONS) + list(GCN_VARIANTS):
             for config in CONFIGS:
                 present = [cells.get((d, variant, config, k)) for k in layers]
                 if not any(present):
@@ -796,33 +800,17 @@ def tasks_for(args) -> list[dict]:
     base = {"data_root": args.data_root, "split": args.split, "epochs": args.epochs}
     for dataset in args.datasets:
         for layers in args.layers:
+            groups = ((True, {"SMP": {}}, args.configs), (args.distill, DISTILLED, args.distill_configs),
+                      (args.warm, WARM, args.warm_configs), (args.warm_distill, WARM_DISTILLED, args.warm_configs),
+                      (args.ablation, ABLATIONS, args.gcn_configs),
+                      (args.gcn and layers in args.gcn_layers, GCN_VARIANTS, args.gcn_configs))
             for seed in range(args.seed, args.seed + args.seeds):
-                for config in args.configs:
-                    tasks.append({**base, "dataset": dataset, "variant": "SMP", "config": config, "layers": layers,
-                                  "seed": seed, "overrides": {}})
-                if args.distill:
-                    for variant, overrides in DISTILLED.items():
-                        for config in args.distill_configs:
-                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
-                                          "layers": layers, "seed": seed, "overrides": overrides})
-                if args.warm:
-                    for variant, overrides in WARM.items():
-                        for config in args.warm_configs:
-                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
-                                          "layers": layers, "seed": seed, "overrides": overrides})
+                cell = {**base, "dataset": dataset, "layers": layers, "seed": seed}
+                for wanted, variants, configs in groups:
+                    for variant, overrides in variants.items() if wanted else ():
+                        tasks += [{**cell, "variant": variant, "config": c, "overrides": overrides} for c in configs]
                 if args.ptq:
-                    tasks.append({**base, "dataset": dataset, "variant": PTQ, "config": "FP32", "layers": layers,
-                                  "seed": seed, "overrides": {}, "ptq_configs": args.ptq_configs})
-                if args.ablation:
-                    for variant, overrides in ABLATIONS.items():
-                        for config in args.gcn_configs:
-                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
-                                          "layers": layers, "seed": seed, "overrides": overrides})
-                if args.gcn and layers in args.gcn_layers:
-                    for variant, overrides in GCN_VARIANTS.items():
-                        for config in args.gcn_configs:
-                            tasks.append({**base, "dataset": dataset, "variant": variant, "config": config,
-                                          "layers": layers, "seed": seed, "overrides": overrides})
+                    tasks.append({**cell, "variant": PTQ, "config": "FP32", "overrides": {}, "ptq_configs": args.ptq_configs})
     return tasks
 
 
@@ -844,8 +832,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distill-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
                    help="configs of the --distill rows")
     p.add_argument("--warm", action="store_true", help="also run QAT from the weights of the FP32 run of their seed")
+    p.add_argument("--warm-distill", action="store_true", help="also run them distilled from that FP32 run too")
     p.add_argument("--warm-configs", type=lambda s: s.split(","), default=["INT2", "INT2-BT*"],
-                   help="configs of the --warm rows")
+                   help="configs of the --warm and --warm-distill rows")
     p.add_argument("--ptq", action="store_true", help="also quantize the FP32 run of each seed after training (no QAT)")
     p.add_argument("--ptq-configs", type=lambda s: s.split(","), default=list(PTQ_CONFIGS),
                    help="configs of the --ptq rows")
