@@ -230,13 +230,13 @@ TIMING_HISTORY = (
     " codes is one CSR product (nn/features.py); and, most recently, a site's codes, masked quotient and value"
     " are one C++ pass, `qgnn::site_codes` (kernels/site.py), instead of 10-15 tensor ops (Cora's 2708 x 7:"
     " 11-15 us against 42-69 us). Cora K=64 had cost 1.91-2.25x FP32 (median 2.2x, eight runs) and 1.85x (one run)"
-    " before that op. None of the last nine rounds' changes is timed here: distillation adds one KL term over the nodes to the loss of the distilled rows only; the clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site); the sparse first-layer gradient of seven rounds ago (nn/features.py) adds in index order instead of with atomics, the same bits at one thread and cheaper in both FP32's and the quantized step (2.79 against 4.14 ms at one thread, 49k nonzeros x 64); the last five rounds changed no computed bit of training (two rounds ago only made the step's divergence check a min/max pass, qgnn_cli/finite.py, with the same verdicts). Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
+    " before that op. None of the last ten rounds' changes is timed here: distillation adds one KL term over the nodes to the loss of the distilled rows only; the clean eval ranges leave the training step as it was (they cost the evaluation forward a min/max and two copies per site); the sparse first-layer gradient of eight rounds ago (nn/features.py) adds in index order instead of with atomics, the same bits at one thread and cheaper in both FP32's and the quantized step (2.79 against 4.14 ms at one thread, 49k nonzeros x 64); the last six rounds changed no computed bit of training (three rounds ago only made the step's divergence check a min/max pass, qgnn_cli/finite.py, with the same verdicts). Costs both paths share were left as they are (the broadcast products by D^-1/2, ~25 us each"
     " and 9 a step on Cora; the energy's second sparse product; the gather of w.T[cols] in FP32's sparse"
     " first layer); fusing FP32's aggregation and step as the quantized ones are would lower its time too"
     " and raise these ratios."
 )
 TIMING_RUN_TO_RUN = (
-    "Run to run (the table is the run of nine rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
+    "Run to run (the table is the run of ten rounds ago, 40 steps per config, 20:02-20:05 UTC on 2026-12-01, after"
     " the grid, nothing else running): in that round, Cora K=64 over six runs between 17:43 and 17:50 UTC"
     " (load 0.8-1.2) gave 1.82x, 1.89x (these two before the 0-d scales went through"
     " torch.scalar_tensor), 1.85x, 1.68x, 1.69x and 1.84x, while the machine's own speed moved under them"
@@ -278,15 +278,16 @@ def render_timing(timing: dict) -> list[str]:
 SETUP = """\
 Machine (the tables): Intel Xeon (family 6, model 207: Emerald Rapids; AVX-512, AMX), 2 vCPUs under
 KVM, torch 2.13.0+cpu. The grid ran two single-threaded runs at a time (`--jobs 2`), each round from a
-clone of its commit; in some earlier rounds the test suite or a sweep ran beside part of it, so the
-epoch times in the tables are inflated (compare times in the interleaved table below, measured nine
-rounds ago; the training step has computed the same bits since). The three rounds before the last
-two ran their sweeps on AMD EPYC machines with the machine to themselves (family 26 with AVX-512 but no
-AMX, then family 25 with AVX2 only in the two after it; 2 vCPUs each); the last two rounds' ran on an
-Intel machine of the tables' model without AMX, which reproduced the tables' runs bit for bit (below). A
-run is bit for bit the same on one machine; across machines some runs differ (cause not investigated), so a sweep there is compared only with plain runs repeated
-there. The two AMD machines agree with each other: PubMed INT2 seeds 0-4 gave the same best epochs and
-accuracies on both.
+clone of its commit; in some rounds the test suite or a sweep ran beside part of it, so the epoch times
+in the tables are inflated (compare times in the interleaved table below, measured ten rounds ago; the
+training step has computed the same bits since). The three rounds before the last three ran their
+sweeps on AMD EPYC machines with the machine to themselves (family 26 with AVX-512 but no AMX, then
+family 25 with AVX2 only in the two after it; 2 vCPUs each); the two rounds before this one ran on an
+Intel machine of the tables' model without AMX, and this round on one that reports family 6, model 167
+with AMX; both reproduced the tables' runs bit for bit (below). A run is bit for bit the same on one
+machine; across machines some runs differ (cause not investigated), so a sweep there is compared only
+with plain runs repeated there. The two AMD machines agree with each other: PubMed INT2 seeds 0-4 gave
+the same best epochs and accuracies on both.
 
 Protocol: the paper's model (2-layer quantized MLP, hidden 64, then K SMP steps), random splits
 (20 labelled nodes per class, 500 validation, 1000 test, re-drawn for every seed, the kind of split of
@@ -295,10 +296,65 @@ the authors' logged runs), 200 full-batch epochs, Adam (lr 0.01 x0.7 every 50 ep
 METHOD.md §5 (0.1 FP32, 1e-5 INT8/INT4, 1e-4 INT2, 0.01 INT2-BT*), eta_lambda 1e-5, mu 9, eta 0.1,
 alpha learning rate 1e-3, **raw (unnormalised) features** (the authors' code scales rows to unit L1 norm),
 **frozen ranges re-taken at every evaluation from its own dropout-free tensors** (`--eval-ranges clean`,
-seven rounds ago; the paper tracks them on the training batches).
+eight rounds ago; the paper tracks them on the training batches).
 Every number in the tables below was measured with the code at the commit that adds them.
 
-**This round: no change to the tables; SMP's multiplier is 0 in every quantized config.** A new
+**This round: three new row groups, "SMP, from FP32 weights", "SMP, from FP32 weights, distilled" and
+"PTQ of FP32 (no QAT)"; the earlier rows are unchanged. Warm start and distillation together bring
+PubMed's 2-bit rows to FP32's accuracy.** All three build on the FP32 run of each seed, the FP32 row's
+run retrained in the worker; all 150 of this round's source runs gave the logged FP32 rows' test
+accuracies exactly.
+
+- **Warm start** (`qgnn train --init-from RUN`, `train/source_run.py`; beyond the paper): QAT starts
+  from the weights of the FP32 run of its own seed and split instead of random ones; the quantizer
+  sites still take their ranges from the first batch, and the dropout stream is the plain run's. The
+  lead was a one-off patch of 68ad083 (runs not added to `sweep.jsonl`) on PubMed INT2, seeds 0-4: val
+  77.2 / test 76.2 against 75.6 / 75.1 (at lr 0.002 instead of 0.01: 77.1 / 76.1). At 10
+  seeds, mean validation / test against the plain rows: PubMed INT2 76.8 / 75.3 against 75.6 / 74.9,
+  INT2-BT* 77.9 / 76.3 against 77.7 / 76.2; Cora INT2 83.4 / 80.6 against 83.1 / 80.7, INT2-BT* 82.9 /
+  80.2 against 83.3 / 81.0; CiteSeer INT2 67.6 / 66.5 against 67.7 / 65.8, INT2-BT* 67.9 / 66.1
+  against 68.4 / 67.1. Validation rises by more than the noise only on PubMed's INT2 (+1.2; on test
+  +0.4, all of it on seeds 0-4: seeds 5-9 give 74.7 both ways), and PubMed INT2 from the FP32 weights
+  (75.3) still misses FP32 minus 2 (76.4), so the plain protocol keeps random initial weights.
+  Distillation gains more on every dataset.
+  The patch loaded the FP32 model without forking the random stream, so its dropout masks differed
+  from the plain run's: its seed 0 gave val 77.6 / test 79.1 (epoch 39) where the library gives 77.8 /
+  77.8 (epoch 23), a 1.3-point move of one seed's test from the dropout stream alone.
+- **Post-training quantization** (`qgnn quantize`, `export/ptq.py`, `accuracy.py --ptq`): the trained
+  FP32 run's sites calibrated on the graph (one dropout-free training-mode forward: running min/max
+  and the alpha grid search), no training. Mean test (validation), 10 seeds:
+
+  | | INT8 | INT4 | INT2 | INT2-BT* |
+  |---|---|---|---|---|
+  | Cora, PTQ | 82.1 (84.0) | 81.6 (83.0) | 78.6 (79.2) | 80.1 (80.9) |
+  | Cora, QAT | 82.3 (84.2) | 81.7 (84.4) | 80.7 (83.1) | 81.0 (83.3) |
+  | CiteSeer, PTQ | 68.0 (68.6) | 67.4 (67.9) | 63.4 (62.8) | 63.4 (63.5) |
+  | CiteSeer, QAT | 68.2 (68.8) | 68.3 (69.0) | 65.8 (67.7) | 67.1 (68.4) |
+  | PubMed, PTQ | 78.5 (78.8) | 78.1 (77.7) | 75.2 (73.9) | 75.9 (75.0) |
+  | PubMed, QAT | 78.3 (79.1) | 78.1 (79.1) | 74.9 (75.6) | 76.2 (77.7) |
+
+  (FP32: Cora 82.3, CiteSeer 68.1, PubMed 78.4.) At 8 and 4 bits PTQ is within 0.2 and 0.7 of FP32,
+  so QAT has little to add there. At 2 bits QAT beats PTQ on Cora (+2.1 INT2, +0.9 INT2-BT*) and
+  CiteSeer (+2.4, +3.7), but on PubMed its test accuracy is PTQ's (74.9 against 75.2, 76.2 against
+  75.9): the calibrated FP32 model already sits 3.2 / 2.5 points under FP32, and QAT from random
+  weights does not close that gap. (A QAT row's validation is its best epoch's, chosen on it, so it is
+  biased upwards against PTQ's, which nothing selects.)
+- **Both: from the FP32 weights and distilled from the same run** (`qgnn train --init-from RUN
+  --teacher RUN`; rows "from FP32 weights, distilled"), 10 seeds, mean validation / test against
+  distillation alone: PubMed INT2 78.6 / 78.2 against 77.4 / 76.7, INT2-BT* 79.9 / 78.4 against 79.0 /
+  77.2, so both 2-bit configs are level with FP32 (79.0 / 78.4) and with FP32 distilled (79.2 / 78.5);
+  Cora INT2 84.5 / 82.0 against 84.4 / 81.5, INT2-BT* 84.4 / 81.6 against 84.3 / 81.1; CiteSeer INT2
+  68.4 / 67.6 against 69.1 / 68.0, INT2-BT* 68.7 / 68.0 against 69.3 / 67.6. On PubMed the pair gains
+  more than its parts add up to (warm start +0.4 test, distillation +1.8 on INT2; together +3.3);
+  on Cora it adds about half a point of test at level validation, and on CiteSeer it loses 0.6-0.7 of
+  validation to distillation alone. It is two-stage training (the FP32 run first), like distillation.
+
+The model files now record their run's own seed: `qgnn eval` and `qgnn quantize` on a model of a
+multi-seed training rebuilt the first seed's split, whose test nodes hold the run's training nodes
+(they check the recorded split now). The benchmark trains and reads its own runs, so no number here
+was affected.
+
+**Last round: no change to the tables; SMP's multiplier is 0 in every quantized config.** A new
 benchmark, `benchmarks/smp_multiplier.py` (tables in "SMP's multiplier at the paper's constants",
 after this section), records the multiplier lambda and the change energy E_k after every step of a
 trained run (seed 0; Cora's five configs and PubMed's FP32, INT2 and INT2-BT* give the logged runs bit
@@ -308,7 +364,7 @@ in training: E_k (Cora INT2 245-25,700, PubMed INT2 66-7,900 in eval) is above t
 K=64 too: Cora INT2 and INT2-BT*, lambda 0 at all 64 steps, E_k at least 4,130 and 2,220). Only
 FP32 (alpha_th 0.1) has a multiplier (0.10 at Cora's last step, 0.76 at PubMed's). The leads this
 gave and the others tried, by mean validation / test (`benchmarks/sweep.py`, runs in `sweep.jsonl`
-at c583621 and 66c1717; same machine as last round):
+at c583621 and 66c1717; same machine as two rounds ago):
 
 - **PubMed INT2 with budgets at which the multiplier acts**: FP32's alpha_th 0.1, 10 seeds, 75.7 /
   74.6; alpha_th 1.0 (lambda up to 6 in eval), 10 seeds, 76.1 / 74.6; plain 75.6 / 74.9. Not adopted.
@@ -332,7 +388,7 @@ at c583621 and 66c1717; same machine as last round):
 The packed SMP step kernels now take the int32 degree limit once per call instead of dividing per
 row; no computed bit of training changed.
 
-**Last round: no change to the tables; averaging the weights does not help.** Last round ran on an
+**Two rounds ago: no change to the tables; averaging the weights does not help.** That round ran on an
 Intel machine of the tables' model (family 6, model 207) without AMX (AVX-512 with VNNI), where
 Cora's and CiteSeer's INT2 and INT2-BT* seed 0 gave the logged runs bit for bit (test 80.2, 83.8,
 65.2, 67.2; `accuracy.py --seeds 1` into a scratch log). One new lead was tried there: evaluating an
@@ -349,8 +405,8 @@ Validation falls in all four, so it was not adopted and not run further. The tra
 divergence check now runs through `qgnn_cli/finite.py` (one min/max pass instead of isfinite), with
 the same verdicts and no change to a computed bit.
 
-**Two rounds ago: no change to the tables; a wider MLP lifts PubMed's FP32 as well as its 2-bit rows.**
-Three rounds ago's paragraph below called hidden 128 a wider model than FP32's, so that round measured FP32
+**Three rounds ago: no change to the tables; a wider MLP lifts PubMed's FP32 as well as its 2-bit rows.**
+Four rounds ago's paragraph below called hidden 128 a wider model than FP32's, so that round measured FP32
 at that width too, on the family-25 AMD machine (`benchmarks/sweep.py`, seeds 0-4, runs in
 `sweep.jsonl` at 436fc98, with the plain rows repeated beside them). Mean validation / test:
 
@@ -364,7 +420,7 @@ five seeds' noise. The protocol keeps the paper's 64: adopting 128 would mean re
 of the tables. The packed kernels gained AVX2 units in that round (see the kernels sections); the code
 that trains computes the same bits as before.
 
-**Three rounds ago: no change to the tables; weight decay 5e-4 does not help PubMed's INT2.** The one-seed
+**Four rounds ago: no change to the tables; weight decay 5e-4 does not help PubMed's INT2.** The one-seed
 lead of the round before (seed 0: val 77.2, test 78.0 against 76.0 / 77.7) ran on 10 seeds on the family-25 AMD
 machine (`benchmarks/sweep.py`, runs in `sweep.jsonl` at 24af363 and 25e7bbc, plain runs beside
 them): mean validation 75.1, test 74.1 against 75.2 / 74.5 plain (seeds 0-4: 75.5 / 74.3 against 74.8 /
@@ -372,7 +428,7 @@ them): mean validation 75.1, test 74.1 against 75.2 / 74.5 plain (seeds 0-4: 75.
 last hyperparameter lead the earlier rounds had named for PubMed's plain INT2; its gap sits in the 2-bit
 aggregations (see "Where PubMed's INT2 loses" below).
 
-**Four rounds ago: no change to the tables; PubMed's plain 2-bit rows tried faster-learning ranges and did
+**Five rounds ago: no change to the tables; PubMed's plain 2-bit rows tried faster-learning ranges and did
 not get within 2 points.** The alpha learning rate, the width of the MLP, alpha_th and weight decay
 were swept on PubMed INT2, seeds 0-4 (`benchmarks/sweep.py`, runs in `sweep.jsonl` at 1f7e693;
 choices by mean validation accuracy; plain: val 75.6, test 75.1). Alpha at lr 1e-2 instead of 1e-3:
@@ -393,20 +449,20 @@ Intel machine's; the plain 2-bit runs repeated there (`sweep.jsonl` at 70ed30e) 
 of the six cells, so the protocol keeps 1e-3; on PubMed INT2 alone it would win on validation and
 still miss the target.
 
-**Five rounds ago: PubMed at 10 seeds; no change to the code that trains.** PubMed's K=10 rows, plain
+**Six rounds ago: PubMed at 10 seeds; no change to the code that trains.** PubMed's K=10 rows, plain
 (every config) and distilled (INT2, INT2-BT*, FP32), gained seeds 5-9, so every K=10 cell of the three
 datasets now has 10 seeds. They ran at 4ac9a07, which reproduces the earlier PubMed runs bit for bit
-(the first 200 epochs of the 400-epoch sweep of five rounds ago, below: INT2-BT* seed 0, test 78.3 at epoch 196,
+(the first 200 epochs of the 400-epoch sweep of six rounds ago, below: INT2-BT* seed 0, test 78.3 at epoch 196,
 val 79.0; INT2 seed 1, 74.1 at epoch 94; FP32 seed 1, 78.2 at epoch 120, as logged). On PubMed seeds
 5-9 are harder splits for every plain row: FP32 78.0 against 78.9 on seeds 0-4, INT2 74.8 against
 75.1, INT2-BT* 75.9 against 76.5; seed 7 is hard for all (FP32 74.1, INT2-BT* 71.0). The distilled
 rows lose less on them: INT2 76.5 against 76.8, INT2-BT* 77.1 against 77.4, FP32 78.2 against 78.9.
-Six rounds ago Cora and CiteSeer got their seeds 5-9, and the targets began to compare two cells over
+Seven rounds ago Cora and CiteSeer got their seeds 5-9, and the targets began to compare two cells over
 the seeds both hold (n in its rows: each seed is its own random split). The earlier rounds' tables are
-RESULTS.md at d5ea5c2 (five rounds ago), 4ac9a07, 0dd6a5b, 7486705, 89dcff9, 7e6f7a5 and, with row-normalised features and
+RESULTS.md at d5ea5c2 (six rounds ago), 4ac9a07, 0dd6a5b, 7486705, 89dcff9, 7e6f7a5 and, with row-normalised features and
 quantized dropout 0.5, 87b4bb6.
 
-Tried five rounds ago and not adopted (choices by mean validation accuracy):
+Tried six rounds ago and not adopted (choices by mean validation accuracy):
 
 - **400 epochs on PubMed** (the best epochs of 200 were late there: FP32 120-192, INT2-BT* 115-196;
   `benchmarks/sweep.py`, seeds 0-4, runs in `sweep.jsonl` at 4ac9a07). Every config gains a little
@@ -424,19 +480,19 @@ Tried five rounds ago and not adopted (choices by mean validation accuracy):
   model it narrows the aggregated results' ranges by at most 21 % (some widen by up to 10 %) and
   widens the update sites' by 22-33 %. Not worth a kernel change.
 
-Tried six rounds ago and not adopted (RESULTS.md at 4ac9a07 has the numbers): quantizing the training step
+Tried seven rounds ago and not adopted (RESULTS.md at 4ac9a07 has the numbers): quantizing the training step
 on the clean range (Cora INT2-BT* val 83.1 against 83.9), FP32 dropout 0.7 / 0.9 and alpha_th
 0.01 / 1.0 (Cora val 83.8 / 84.0 / 84.4 / 84.2 against 84.3), dropout 0.5 for PubMed's 2-bit configs
 (INT2-BT* val 77.5 against 78.1, INT2 level at 75.6).
 
-**Where PubMed's INT2 loses (diagnostic, six rounds ago).** At 2 bits the input site rounds 35 % of
+**Where PubMed's INT2 loses (diagnostic, seven rounds ago).** At 2 bits the input site rounds 35 % of
 PubMed's TF-IDF nonzeros to 0 (22 % under BT*; the first batch's searched range, alpha 0.1), so the
 input looked like the culprit. It is not: with the input site at 8 bits plain INT2 gets val 74.8,
 test 74.6 (all at 2 bits: 75.6 / 75.1), while with the aggregation sites at 8 bits (`--site-bits
 agg=8`) it gets val 77.8, test 76.8 (5 seeds). The gap is in the 2-bit aggregations, as it was on
-Cora nine rounds ago (below).
+Cora ten rounds ago (below).
 
-**Seven rounds ago: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
+**Eight rounds ago: clean eval ranges** (`quant/calibrate.py`; `qgnn train --eval-ranges clean`, the
 library's default now). In training a site's range is alpha times the min/max of the current batch,
 and that batch carries dropout: at p = 0.8 the surviving activations are scaled by 5, so the MLP output
 and everything propagated from it span several times what the same tensors span without dropout
@@ -478,7 +534,7 @@ mode, interleaved, alpha bumped before each so that neither mode reuses its cach
 on Cora, one on PubMed, 2026-12-02 01:58 UTC, load 1.1; a one-off script, not kept).
 The ablation rows (exact gradient, APPNP) and the distilled rows were re-run with it too.
 
-**Distillation from the FP32 run** (eight rounds ago; re-run with the clean ranges seven rounds ago; beyond the
+**Distillation from the FP32 run** (nine rounds ago; re-run with the clean ranges eight rounds ago; beyond the
 paper; `train/distill.py`, `qgnn train --teacher RUN`). The student also fits, on every node, the class
 probabilities of the FP32 run of its own seed and split: KL divergence at temperature 1, weight 1,
 added to the NLL of the labelled nodes (one setting, the textbook one, chosen before any run). The
@@ -494,7 +550,7 @@ brackets (the numbers with the moving-average ranges are in RESULTS.md at 748670
 | PubMed, 10 seeds | 78.4 (79.0) | 78.5 (79.2) | 74.9 (75.6) | 76.7 (77.4) | 76.2 (77.7) | **77.2 (79.0)** |
 
 Distillation adds 0.8 (Cora), 2.2 (CiteSeer) and 1.7 (PubMed) points to INT2; to INT2-BT*, 0.1, 0.5
-and 1.0 (at 5 seeds, seven rounds ago: 1.5 / 4.2 / 1.8 and -0.3 / 1.1 / 0.9). At depth (Cora, 10 seeds; each
+and 1.0 (at 5 seeds, eight rounds ago: 1.5 / 4.2 / 1.8 and -0.3 / 1.1 / 0.9). At depth (Cora, 10 seeds; each
 student has the FP32 teacher of its own depth): INT2 distilled 81.3 / 81.8 at K=32 / 64 (plain 81.1 /
 80.9), INT2-BT* distilled 81.2 / 81.5 (plain 80.4 / 80.0); their teachers give 81.8 / 82.3 over these
 seeds.
@@ -504,12 +560,12 @@ seeds.
 seeds each): next to no gain there. So on Cora and CiteSeer part of the gain is what any model gets from the teacher's targets on the unlabelled nodes,
 not a repair of the quantizer; the targets table gives the 2-point goal against both references.
 
-Not adopted eight rounds ago (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
+Not adopted nine rounds ago (moving-average ranges; PubMed, 3 seeds, `benchmarks/sweep.py`, commit
 f03c7c5): temperature 2 instead of 1 (INT2-BT* val 76.8, the same as at T=1; INT2 val 76.1 against
 75.3), and, as a diagnostic, the distilled INT2-BT* with its input site at 8 bits (val 77.1 against
 76.8): PubMed's gap was not its TF-IDF input site.
 
-**Nine rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
+**Ten rounds ago: the last SMP step's aggregated results became float output** (`nn/smp.py`). Like
 that step's update site, A(X) and A(dX) of the last step only enter the float32 class scores the model
 returns: no kernel reads them as codes, and at 2 bits their four levels tie those scores. Every
 aggregation still quantizes the rows entering it, so every sparse product runs on packed codes; the
@@ -519,7 +575,7 @@ of a quantized step (`python benchmarks/smp_last_step.py`: INT2, K=10, 200k-node
 130.0 ms with those two sites quantized). With the moving-average ranges of then, 5 seeds, Cora K=10:
 INT2 77.6 -> 78.5, INT2-BT* 78.2 -> 79.8 (the table of that round: RESULTS.md at 89dcff9).
 
-**Not adopted: per-column ranges for the aggregation sites** (nine rounds ago, moving-average ranges).
+**Not adopted: per-column ranges for the aggregation sites** (ten rounds ago, moving-average ranges).
 Each class column of the rows entering an aggregation, and of its result, with its own min/max (one
 alpha per site), simulated in training only (the packed SpMM takes one scale per tensor): Cora INT2,
 K=10, seeds 0-2: 77.2 (val 81.5) against 77.8 (val 81.8) per tensor. No gain, so the kernel contract stays.
@@ -570,10 +626,10 @@ runtime:
   paper's alpha_th it is 0 after every step (`benchmarks/smp_multiplier.py`, measured 2026-12-03).
 - **alpha learning rate 1e-3** (paper 1e-4): at 1e-4 Adam moves alpha at most 0.02 in 200 epochs.
 - **Training-time range from the current batch** (alpha x batch min/max); the running min/max, an
-  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (seven rounds ago).
+  EMA (momentum 0.1) of those, is replaced at every evaluation by the clean range (eight rounds ago).
 - **ReLU before lin1's output quantizer** (fused, as an integer kernel would), **dropout after the
   input quantizers**, **the last step's update site not quantized** (it is the model's output, returned
-  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, nine rounds ago), **source rows quantized instead of
+  in float by the packed runtime; quantized, the arg-max ties; its aggregated results too, ten rounds ago), **source rows quantized instead of
   per-edge messages** (METHOD.md §2: what the packed SpMM runs).
 """
 
@@ -582,10 +638,10 @@ SUMMARY = """\
 **Summary.** Cora, K=10, 10 seeds: INT8 82.3, INT4 81.7 and INT2-BT* 81.0 meet the paper's 82.1 /
 81.0 / 77.8, and INT2 reaches 80.7 (the authors' 73.3). FP32 82.3 misses 82.8 by 0.5 (82.5 on seeds
 0-4). The paper's number is one run on one random split; the released code gave 82.7 ± 1.2 on three
-public-split seeds (METHOD.md §6); none of the FP32 settings tried six rounds ago beat the protocol on
+public-split seeds (METHOD.md §6); none of the FP32 settings tried seven rounds ago beat the protocol on
 validation; FP32 distilled from FP32, a two-stage recipe, reaches 82.8. Deep, 10 seeds: INT2 81.1 at
 K=32 and 80.9 at K=64 against its K=10 80.7; INT2-BT* 80.4 / 80.0 against 81.0, inside the 1-point
-bound by 0.4 and by 0.04 (at 5 seeds, seven rounds ago, it missed: 80.5 / 79.9 against 81.8, a K=10 cell
+bound by 0.4 and by 0.04 (at 5 seeds, eight rounds ago, it missed: 80.5 / 79.9 against 81.8, a K=10 cell
 that seed 0 lifted by 0.5). Distilled, both hold with depth: INT2 81.3 / 81.8 against 81.5, INT2-BT*
 81.2 / 81.5 against 81.1. No collapse at 64 steps; FP32 keeps its accuracy too (81.8 at K=32, 82.7
 at K=64, 2 seeds; 81.8 / 82.3 over the 10 teacher runs). The quantized rows' multiplier is 0 at
@@ -595,7 +651,7 @@ Cora (INT2 80.7, INT2-BT* 81.0 against 82.3) and on CiteSeer by INT2-BT* (67.1 a
 65.8 misses by 0.3), missed on PubMed (10 seeds: INT2-BT* 76.2, INT2 74.9 against 78.4; INT2-BT* is within 2
 points of its seed's FP32 run on five seeds and 2.4-5.1 under on the other five; the loss is mostly
 in the 2-bit aggregation sites, see the diagnostic above, where even with those at 8 bits INT2 gave
-76.8 against 78.9 on seeds 0-4; alpha at lr 1e-2 (four rounds ago) lifts INT2 to 75.5 and lowers INT2-BT*).
+76.8 against 78.9 on seeds 0-4; alpha at lr 1e-2 (five rounds ago) lifts INT2 to 75.5 and lowers INT2-BT*).
 Distilled from the FP32 run, both meet it on all three datasets
 (10 seeds): INT2-BT* Cora 81.1, CiteSeer 67.6, PubMed 77.2; INT2 81.5, 68.0, 76.7 (at 5 seeds it
 missed PubMed by 0.02). Against FP32 distilled the same way (82.8 / 69.7 / 78.5), Cora's INT2 (81.5)
@@ -604,8 +660,18 @@ PubMed's INT2-BT* (77.2) and INT2 (76.7) hold. INT8 and INT4 are within 0.7 of F
 three datasets and level with or above it on CiteSeer (68.2 / 68.3 against 68.1). CiteSeer's seed 3
 is a hard split for every config (FP32 63.6). Epoch time: see the interleaved table below.
 
+What QAT buys over post-training quantization of the FP32 run (rows "PTQ of FP32", 10 seeds): little
+at 8 and 4 bits (PTQ is within 0.2 and 0.7 of FP32), 0.9-3.7 points at 2 bits on Cora and CiteSeer,
+nothing on PubMed's test (INT2 74.9 / INT2-BT* 76.2 against PTQ's 75.2 / 75.9). Starting QAT from the
+FP32 weights instead of random ones (rows "from FP32 weights") is level on validation except on
+PubMed INT2 (+1.2), whose 75.3 still misses the 2-point target.
+Both together, QAT from the FP32 weights distilled from the same run, reach FP32 on PubMed (10 seeds:
+INT2 78.2, INT2-BT* 78.4 against 78.4) and meet the 2-point goal against plain and against distilled
+FP32 on all three datasets (Cora 82.0 / 81.6, CiteSeer 67.6 / 68.0), except CiteSeer's INT2 against
+FP32 distilled (67.6 against 69.7 minus 2).
+
 **Ablations of the propagation (Cora, K=10, seeds 0-2).** FP32 82.8 (SMP) / 82.7 (exact gradient) /
-82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (eight rounds ago, moving-average ranges: 80.0 /
+82.7 (APPNP, no constraint); INT2-BT* 82.0 / 80.5 / 81.1 (nine rounds ago, moving-average ranges: 80.0 /
 78.9 / 79.1). The exact gradient is the lowest at 2 bits in both rounds, but differences of 1-1.5
 points on 3 seeds are near the noise; APPNP was not run at K=32/64, so whether the constraint matters
 with depth is not measured here.
@@ -613,9 +679,11 @@ with depth is not measured here.
 **Missing cells, and why.** Every K=10 cell of the plain and distilled rows has 10 seeds. FP32 at K=32/64 has 2 seeds;
 K=32/64 were run for Cora only. The ablation rows (exact gradient, APPNP) ran on 3 seeds, the deep GCN
 rows on 2. The distilled rows cover INT2 and INT2-BT* (K=10 on all three datasets, K=32/64 on Cora)
-and FP32 at K=10; INT8 and INT4 were not distilled.
+and FP32 at K=10; INT8 and INT4 were not distilled. The warm-start rows cover INT2 and INT2-BT* at K=10
+on all three datasets (10 seeds), the PTQ rows INT8, INT4, INT2 and INT2-BT* at K=10 (10 seeds).
+The rows of both together cover INT2 and INT2-BT* at K=10 on all three datasets (10 seeds).
 
-**Where INT2 lost on Cora (site-group ablation, nine rounds ago, moving-average ranges; seeds 0-2,
+**Where INT2 lost on Cora (site-group ablation, ten rounds ago, moving-average ranges; seeds 0-2,
 K=10; one group of sites at 8 bits, everything else at 2; `qgnn train --site-bits GROUP=8`; runs in
 `sweep.jsonl`).** All at 2 bits: 77.8. Aggregation sites (`agg`: the rows entering each of the 20
 aggregations and their results) at 8 bits: 81.3; hidden activations (`linear`) 79.6, update sites 78.8,
@@ -661,6 +729,13 @@ python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 32,64 --seeds 10
 python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
 python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32 --distill --distill-configs FP32
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32 --warm
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --warm
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --warm
+python benchmarks/accuracy.py --jobs 2 --datasets cora,citeseer,pubmed --layers 10 --seeds 10 --configs FP32 --ptq
+python benchmarks/accuracy.py --jobs 2 --datasets citeseer --layers 10 --seeds 10 --configs FP32 --warm-distill
+python benchmarks/accuracy.py --jobs 2 --datasets pubmed --layers 10 --seeds 10 --configs FP32 --warm-distill
+python benchmarks/accuracy.py --jobs 2 --datasets cora --layers 10 --seeds 10 --configs FP32 --warm-distill
 python benchmarks/accuracy.py --jobs 1 --datasets cora,citeseer,pubmed --layers 10 --seeds 0 --timing --timing-configs FP32,INT8,INT4,INT2,INT2-BT*
 python benchmarks/accuracy.py --jobs 1 --datasets cora --layers 64 --seeds 0 --timing --timing-configs FP32,INT2,INT2-BT*
 """
