@@ -6,8 +6,8 @@ without weight decay; everything else at ``lr`` with ``weight_decay``, times ``l
 Lagrangian term) and, with a teacher, the distillation term (train/distill.py), and the test
 accuracy reported at the epoch of best validation accuracy. Each epoch's evaluation also sets the
 quantizers' frozen ranges from its own dropout-free tensors (``eval_ranges="clean"``,
-quant/calibrate.py). With ``init_from`` the weights start from another run's (train/source_run.py). The saved model is the best-validation one, ranges included, so its
-predictions are the reported ones.
+quant/calibrate.py). With ``init_from`` the weights start from another run's (train/source_run.py).
+The saved model is the best-validation one, ranges included, so its predictions are the reported ones.
 
 Files under ``out`` (when given)::
 
