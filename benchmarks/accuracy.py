@@ -124,16 +124,17 @@ def run_ptq(task: dict) -> list[dict]:
     """Train the FP32 run of one seed, then quantize it after training to each of ``task["ptq_configs"]``
     (calibration only); one log row per config, its accuracies those of the calibrated model."""
     common = _worker_run(task)
-    from qgnn_cli.data import load_graph
     from qgnn_cli.export.ptq import post_training_quantize
-    from qgnn_cli.train import TrainConfig, run_training, trained_split
+    from qgnn_cli.train import TrainConfig, load_dataset, run_training, trained_split
     from qgnn_cli.train.model_file import load_model_file
 
     start = time.perf_counter()
+    config = TrainConfig.from_dict({**CONFIGS["FP32"], **common})
+    graph = load_dataset(config)
     with tempfile.TemporaryDirectory(prefix="qgnn-ptq-") as folder:
-        fp32 = run_training(TrainConfig.from_dict({**CONFIGS["FP32"], **common}), folder)["runs"][0]
+        fp32 = run_training(config, folder, graph=graph)["runs"][0]
         model, config, extra = load_model_file(Path(folder) / "runs" / f"seed-{task['seed']}" / "model.pt")
-    graph = trained_split(load_graph(task["dataset"], task["data_root"]), config, extra)
+    graph = trained_split(graph, config, extra["split"])
     rows = []
     for name in task["ptq_configs"]:
         c = CONFIGS[name]

@@ -36,21 +36,22 @@ def evaluate(
     packed = model_path.suffix != ".pt"
     if packed:
         runner = PackedModel.load(model_path)
-        config, recorded = runner.config, {k: v for k, v in runner.meta.items() if k == "split"}
+        config, digest = TrainConfig.from_dict(runner.config), runner.meta.get("split")
     else:
-        model, train_config, recorded = load_model_file(model_path)
-        config = train_config.resolved().to_dict()
-    graph = load_graph(dataset or config["dataset"], data_root)
+        model, config, extra = load_model_file(model_path)
+        digest = extra.get("split")
+    config = config.resolved()
+    graph = load_graph(dataset or config.dataset, data_root)
     if split is None and seed is None and dataset is None:  # its own split, checked against the file
-        graph = trained_split(graph, TrainConfig.from_dict(config), recorded)
+        graph = trained_split(graph, config, digest)
     else:
-        graph = apply_split(graph, split or config["split"], config["seed"] if seed is None else seed)
+        graph = apply_split(graph, split or config.split, config.seed if seed is None else seed)
     start = time.perf_counter()
     if packed:
         out = runner.forward(graph)
     else:
         op = GraphOperator.from_adj(graph.adj)
-        x = node_features(graph, train_config.resolved())
+        x = node_features(graph, config)
         num_features = model_shape(model)[0]
         if x.shape[1] != num_features:
             raise DataError(f"{model_path} was built for {num_features} input features, the graph has {x.shape[1]}")

@@ -39,7 +39,7 @@ def quantize(
     """Calibrate quantizer ranges on the graph (dropout off), optionally fine-tune; the PTQ baseline."""
     fp32, config, extra = load_model_file(model_path)
     if dataset is None:
-        graph = trained_split(load_graph(config.dataset, data_root), config.resolved(), extra)
+        graph = trained_split(load_graph(config.dataset, data_root), config.resolved(), extra.get("split"))
     else:
         config.dataset = dataset
         graph = split_for_run(load_graph(dataset, data_root), config.resolved(), 0)

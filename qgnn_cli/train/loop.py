@@ -61,11 +61,11 @@ def split_for_run(graph: Graph, config: TrainConfig, run: int) -> Graph:
     return apply_split(graph, config.split, config.seed + run)
 
 
-def trained_split(graph: Graph, config: TrainConfig, extra: dict) -> Graph:
-    """``graph`` with the masks the model of a file (its ``config`` and ``extra``) trained on, checked
-    against the split digest the file records: another split's test nodes would hold its training nodes."""
+def trained_split(graph: Graph, config: TrainConfig, digest: str | None) -> Graph:
+    """``graph`` with the masks the model of a file (its ``config``) trained on, checked against the split
+    ``digest`` the file records (if any): another split's test nodes would hold its training nodes."""
     g = split_for_run(graph, config, 0)
-    if "split" in extra and split_digest(g) != extra["split"]:
+    if digest is not None and split_digest(g) != digest:
         raise ConfigError(f"{graph.name}: the model file's --split {config.split} and seed {config.seed} do not give the "
                           "masks it records having trained on (files of an older qgnn record the first seed of a "
                           "multi-run training, not the run's own): retrain it, or give `qgnn eval` --split and --seed")

@@ -11,11 +11,10 @@ from qgnn_cli.errors import ConfigError
 from qgnn_cli.train import TrainConfig, load_model, run_training, save_model
 from qgnn_cli.train.distill import distillation_loss
 from tests.nn.graphs import ring_graph
+from tests.train.small_runs import GRAPH, SMALL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-GRAPH = ring_graph(60, 20, features=12, classes=3)
-SMALL = dict(hidden=8, layers=4, epochs=6, checkpoint_every=2, lr_step=2, runs=2)
 STUDENT = dict(bits=2, bt="bt*", **SMALL)
 
 
@@ -25,14 +24,6 @@ def state(folder, seed=0) -> dict:
 
 def same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    """An FP32 run of seeds 0 and 1 on GRAPH's split."""
-    out = tmp_path_factory.mktemp("teacher")
-    run_training(TrainConfig(**SMALL), out, graph=GRAPH)
-    return out
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
@@ -46,9 +37,9 @@ def test_distillation_loss_is_the_tempered_kl_divergence(temperature):
     assert float(distillation_loss(teacher, teacher, temperature)) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_a_teacher_changes_the_student_and_nothing_else(tmp_path, teacher):
+def test_a_teacher_changes_the_student_and_nothing_else(tmp_path, fp32_runs):
     run_training(TrainConfig(**STUDENT), tmp_path / "plain", graph=GRAPH)
-    config = TrainConfig(**STUDENT, teacher=str(teacher))
+    config = TrainConfig(**STUDENT, teacher=str(fp32_runs))
     run_training(config, tmp_path / "kd", graph=GRAPH)
     for seed in (0, 1):
         assert not same_state(state(tmp_path / "kd", seed), state(tmp_path / "plain", seed))
@@ -58,29 +49,29 @@ def test_a_teacher_changes_the_student_and_nothing_else(tmp_path, teacher):
         assert same_state(state(tmp_path / "zero", seed), state(tmp_path / "plain", seed))
 
 
-def test_a_single_model_file_teaches_as_its_folder_does(tmp_path, teacher):
+def test_a_single_model_file_teaches_as_its_folder_does(tmp_path, fp32_runs):
     one = {**STUDENT, "runs": 1}
-    run_training(TrainConfig(**one, teacher=str(teacher / "runs" / "seed-0" / "model.pt")), tmp_path / "file",
+    run_training(TrainConfig(**one, teacher=str(fp32_runs / "runs" / "seed-0" / "model.pt")), tmp_path / "file",
                  graph=GRAPH)
-    run_training(TrainConfig(**one, teacher=str(teacher)), tmp_path / "folder", graph=GRAPH)
+    run_training(TrainConfig(**one, teacher=str(fp32_runs)), tmp_path / "folder", graph=GRAPH)
     assert same_state(state(tmp_path / "file"), state(tmp_path / "folder"))
 
 
-def test_a_teacher_of_another_split_is_refused(teacher):
+def test_a_teacher_of_another_split_is_refused(fp32_runs):
     moved = GRAPH.with_masks(GRAPH.train_mask.roll(1), GRAPH.val_mask.roll(1), GRAPH.test_mask.roll(1))
     with pytest.raises(ConfigError, match="another split"):
-        run_training(TrainConfig(**STUDENT, teacher=str(teacher)), graph=moved)
+        run_training(TrainConfig(**STUDENT, teacher=str(fp32_runs)), graph=moved)
 
 
-def test_a_teacher_folder_without_the_seed_is_refused(teacher):
+def test_a_teacher_folder_without_the_seed_is_refused(fp32_runs):
     with pytest.raises(ConfigError, match="no run for seed 2"):
-        run_training(TrainConfig(**{**STUDENT, "runs": 3}, teacher=str(teacher)), graph=GRAPH)
+        run_training(TrainConfig(**{**STUDENT, "runs": 3}, teacher=str(fp32_runs)), graph=GRAPH)
     with pytest.raises(ConfigError, match="no such model file"):
-        run_training(TrainConfig(**STUDENT, teacher=str(teacher / "missing.pt")), graph=GRAPH)
+        run_training(TrainConfig(**STUDENT, teacher=str(fp32_runs / "missing.pt")), graph=GRAPH)
 
 
-def test_a_model_file_that_does_not_record_its_split_is_refused(tmp_path, teacher):
-    model, config = load_model(teacher / "runs" / "seed-0" / "model.pt")
+def test_a_model_file_that_does_not_record_its_split_is_refused(tmp_path, fp32_runs):
+    model, config = load_model(fp32_runs / "runs" / "seed-0" / "model.pt")
     path = tmp_path / "nosplit.pt"
     save_model(path, model, config, GRAPH.num_features, GRAPH.num_classes)
     with pytest.raises(ConfigError, match="does not record the split"):

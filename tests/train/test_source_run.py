@@ -7,12 +7,9 @@ import torch
 
 from qgnn_cli.errors import ConfigError
 from qgnn_cli.train import TrainConfig, load_model, run_training
-from tests.nn.graphs import ring_graph
+from tests.train.small_runs import GRAPH, SMALL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-GRAPH = ring_graph(60, 20, features=12, classes=3)
-SMALL = dict(hidden=8, layers=4, epochs=6, checkpoint_every=2, lr_step=2, runs=2)
 
 
 def weights(path) -> dict:
@@ -20,28 +17,22 @@ def weights(path) -> dict:
     return {n: p.detach() for n, p in model.named_parameters() if not n.endswith("alpha")}
 
 
-@pytest.fixture(scope="module")
-def fp32(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fp32")
-    run_training(TrainConfig(**SMALL), out, graph=GRAPH)
-    return out
-
-
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_frozen_warm_start_keeps_the_source_weights_of_its_seed(tmp_path, fp32, seed):
+def test_a_frozen_warm_start_keeps_the_source_weights_of_its_seed(tmp_path, fp32_runs, seed):
     # At learning rate 0 nothing moves the copied weights, so the 2-bit run ends with its seed's FP32 ones.
-    run_training(TrainConfig(**SMALL, bits=2, lr=0.0, init_from=str(fp32)), tmp_path, graph=GRAPH)
-    got, source = weights(tmp_path / "runs" / f"seed-{seed}" / "model.pt"), weights(fp32 / "runs" / f"seed-{seed}" / "model.pt")
+    run_training(TrainConfig(**SMALL, bits=2, lr=0.0, init_from=str(fp32_runs)), tmp_path, graph=GRAPH)
+    got = weights(tmp_path / "runs" / f"seed-{seed}" / "model.pt")
+    source = weights(fp32_runs / "runs" / f"seed-{seed}" / "model.pt")
     assert got.keys() == source.keys() and all(torch.equal(got[n], source[n]) for n in got)
-    other = weights(fp32 / "runs" / f"seed-{1 - seed}" / "model.pt")
+    other = weights(fp32_runs / "runs" / f"seed-{1 - seed}" / "model.pt")
     assert not all(torch.equal(got[n], other[n]) for n in got)
 
 
-def test_a_source_of_another_split_or_shape_is_refused(fp32):
+def test_a_source_of_another_split_or_shape_is_refused(fp32_runs):
     moved = GRAPH.with_masks(GRAPH.train_mask.roll(1), GRAPH.val_mask.roll(1), GRAPH.test_mask.roll(1))
     with pytest.raises(ConfigError, match="--init-from .* trained on another split"):
-        run_training(TrainConfig(**SMALL, bits=2, init_from=str(fp32)), graph=moved)
+        run_training(TrainConfig(**SMALL, bits=2, init_from=str(fp32_runs)), graph=moved)
     with pytest.raises(ConfigError, match="does not have this run's weights .* same --model, --layers and --hidden"):
-        run_training(TrainConfig(**{**SMALL, "hidden": 16}, bits=2, init_from=str(fp32)), graph=GRAPH)
+        run_training(TrainConfig(**{**SMALL, "hidden": 16}, bits=2, init_from=str(fp32_runs)), graph=GRAPH)
     with pytest.raises(ConfigError, match="--init-from .*no run for seed 2"):
-        run_training(TrainConfig(**{**SMALL, "runs": 3}, bits=2, init_from=str(fp32)), graph=GRAPH)
+        run_training(TrainConfig(**{**SMALL, "runs": 3}, bits=2, init_from=str(fp32_runs)), graph=GRAPH)
